@@ -1,0 +1,1 @@
+//! cutover.toml: model, strict loading with precise errors, JSON schema

@@ -1,0 +1,1 @@
+//! cutover domain types and pure logic (no IO)

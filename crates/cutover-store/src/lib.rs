@@ -1,0 +1,1 @@
+//! cutover's store: records, SQLite and PostgreSQL backends, the audit chain

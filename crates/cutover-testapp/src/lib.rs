@@ -1,0 +1,1 @@
+//! The test app as a library: the binary and `cutover testapp` (hidden) share it.

@@ -1,0 +1,2 @@
+//! The cutover-testapp binary.
+fn main() {}

@@ -1,0 +1,2 @@
+//! The cutover binary.
+fn main() {}

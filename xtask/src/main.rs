@@ -1,2 +1,74 @@
-//! cargo xtask.
-fn main() {}
+//! `cargo xtask`: code generation (checked in CI), the test runner that brings its own PostgreSQL,
+//! and benchmarks against the tools our users would otherwise pick.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod bench_audit;
+mod codegen;
+mod pg;
+mod test;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask")]
+struct Xtask {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Regenerate docs/cli.md and docs/cutover.schema.json (`--check`: fail when they are stale).
+    Codegen {
+        #[arg(long)]
+        check: bool,
+    },
+    /// Run the whole test suite with a throwaway PostgreSQL cluster (the README's test command).
+    Test {
+        /// Extra arguments for the test runner (after `--`).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Run one command with a throwaway PostgreSQL's URL in `CUTOVER_TEST_PG_URL`.
+    Pg {
+        #[arg(last = true, required = true)]
+        cmd: Vec<String>,
+    },
+    /// Benchmarks against peers; each prints its figures and ratios.
+    Bench {
+        #[arg(value_enum)]
+        what: Bench,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Bench {
+    /// Audit append rate (1 and 4 writers) and verify rate, on SQLite and PostgreSQL.
+    Audit,
+}
+
+fn main() -> std::process::ExitCode {
+    let result = match Xtask::parse().cmd {
+        Cmd::Codegen { check } => codegen::run(check),
+        Cmd::Test { args } => test::run(&args),
+        Cmd::Pg { cmd } => test::with_pg(&cmd),
+        Cmd::Bench { what } => match what {
+            Bench::Audit => bench_audit::run().map(|()| 0),
+        },
+    };
+    match result {
+        Ok(code) => std::process::ExitCode::from(code),
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root (xtask lives one level below it).
+fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask sits inside the workspace")
+        .to_path_buf()
+}

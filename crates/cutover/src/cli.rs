@@ -1,0 +1,126 @@
+//! The command-line model (clap). Only definitions live here; `commands/` holds what they do.
+
+use crate::ui::ColorMode;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// cutover: plan, qualify, release and deliver software, with proof.
+#[derive(Debug, Parser)]
+#[command(name = "cutover", version, about, long_about = None, propagate_version = true)]
+#[command(after_help = "Exit codes: 0 ok, 1 the operation ran and failed, 2 bad input or configuration.")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command takes.
+#[derive(Debug, Args, Clone)]
+pub struct GlobalArgs {
+    /// Print one JSON document on stdout instead of human output.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// The project directory (default: the git work tree containing the current directory).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub project: Option<PathBuf>,
+
+    /// cutover's own store: a PostgreSQL URL or a SQLite path (default: `.cutover/state.db`).
+    #[arg(long, global = true, env = "CUTOVER_DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    pub database: Option<String>,
+
+    /// More detail (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Only errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// When to use colour (`NO_COLOR` is respected under `auto`).
+    #[arg(long, global = true, value_enum, default_value_t = ColorMode::Auto, value_name = "WHEN")]
+    pub color: ColorMode,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a commented cutover.toml for this project.
+    Init(InitArgs),
+
+    /// Show the effective configuration or its JSON Schema.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+
+    /// The tamper-evident audit log: list events, or verify the chain.
+    Audit(AuditArgs),
+
+    /// Print a shell completion script.
+    Completions(CompletionsArgs),
+
+    /// The small HTTP service used by the demo and the tests.
+    #[command(hide = true, disable_version_flag = true)]
+    Testapp(cutover_testapp::Args),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Overwrite an existing cutover.toml.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// The effective configuration (after `CUTOVER_*__*` overrides), secrets redacted.
+    Show,
+    /// The JSON Schema of cutover.toml.
+    Schema,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    pub command: Option<AuditCommand>,
+
+    /// Only events at or after this time (RFC 3339, a date, or a duration ago such as `2h`).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+
+    /// Only events with this action (e.g. `release.created`).
+    #[arg(long, value_name = "ACTION")]
+    pub action: Option<String>,
+
+    /// Only events about this subject (e.g. `release:1.2.0`).
+    #[arg(long, value_name = "SUBJECT")]
+    pub subject: Option<String>,
+
+    /// At most this many events (the newest).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain; exits 1 naming the first broken event.
+    Verify,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_model_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

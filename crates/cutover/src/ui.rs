@@ -1,0 +1,139 @@
+//! Everything the binary writes to the terminal goes through here: human text, JSON documents,
+//! warnings and errors, with colour decided once (`--color`, `NO_COLOR`, whether it is a terminal).
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use crate::error::CliError;
+use anstream::{AutoStream, ColorChoice};
+use anstyle::{AnsiColor, Style};
+use std::io::{IsTerminal, Write};
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ColorMode {
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+/// The output settings of one invocation.
+#[derive(Debug, Clone)]
+pub struct Ui {
+    pub json: bool,
+    pub quiet: bool,
+    pub verbose: u8,
+    choice: ColorChoice,
+}
+
+pub const BOLD: Style = Style::new().bold();
+pub const RED: Style = AnsiColor::Red.on_default().bold();
+pub const YELLOW: Style = AnsiColor::Yellow.on_default().bold();
+pub const GREEN: Style = AnsiColor::Green.on_default();
+pub const CYAN: Style = AnsiColor::Cyan.on_default().bold();
+pub const DIM: Style = Style::new().dimmed();
+
+impl Ui {
+    pub fn new(json: bool, quiet: bool, verbose: u8, color: ColorMode) -> Self {
+        let choice = match color {
+            ColorMode::Always => ColorChoice::Always,
+            ColorMode::Never => ColorChoice::Never,
+            // anstream's Auto honours NO_COLOR, CLICOLOR(_FORCE) and whether the stream is a tty.
+            ColorMode::Auto => ColorChoice::Auto,
+        };
+        Self { json, quiet, verbose, choice }
+    }
+
+    fn stdout(&self) -> AutoStream<std::io::Stdout> {
+        AutoStream::new(std::io::stdout(), self.choice)
+    }
+
+    fn stderr(&self) -> AutoStream<std::io::Stderr> {
+        AutoStream::new(std::io::stderr(), self.choice)
+    }
+
+    /// Whether stdout is a terminal (for choosing summaries over documents).
+    pub fn stdout_is_terminal(&self) -> bool {
+        std::io::stdout().is_terminal()
+    }
+
+    /// Paints `text` with `style`; the stream strips it again when colour is off.
+    pub fn paint(style: Style, text: impl std::fmt::Display) -> String {
+        format!("{style}{text}{style:#}")
+    }
+
+    /// Human output on stdout (the result of the command).
+    pub fn print(&self, text: impl AsRef<str>) {
+        let mut out = self.stdout();
+        // A closed pipe (e.g. `| head`) is not an error worth reporting.
+        let _ = out.write_all(text.as_ref().as_bytes());
+        let _ = out.flush();
+    }
+
+    /// Human output on stdout with a trailing newline.
+    pub fn println(&self, text: impl AsRef<str>) {
+        let mut s = text.as_ref().to_owned();
+        s.push('\n');
+        self.print(s);
+    }
+
+    /// The one JSON document of a `--json` invocation.
+    pub fn print_json(&self, value: &serde_json::Value) {
+        let mut text = serde_json::to_string_pretty(value).expect("a serde_json::Value always serialises");
+        text.push('\n');
+        let _ = std::io::stdout().write_all(text.as_bytes());
+    }
+
+    /// A progress or status line on stderr (suppressed by `-q` and in JSON mode it still goes to
+    /// stderr, which keeps stdout a single document).
+    pub fn status(&self, verb: &str, text: impl std::fmt::Display) {
+        if self.quiet {
+            return;
+        }
+        let _ = writeln!(self.stderr(), "{:>12} {text}", Self::paint(GREEN.bold(), verb));
+    }
+
+    /// Extra detail shown with `-v`.
+    pub fn detail(&self, text: impl std::fmt::Display) {
+        if self.verbose > 0 && !self.quiet {
+            let _ = writeln!(self.stderr(), "{}", Self::paint(DIM, text));
+        }
+    }
+
+    pub fn warn(&self, text: impl std::fmt::Display) {
+        if self.quiet {
+            return;
+        }
+        let _ = writeln!(self.stderr(), "{} {text}", Self::paint(YELLOW, "warning:"));
+    }
+
+    /// Renders an error: `error:`, then `caused by:` lines, then `hint:` lines, on stderr; under
+    /// `--json` the error document also goes to stdout.
+    pub fn error(&self, err: &CliError) {
+        if self.json {
+            self.print_json(&err.to_json());
+        }
+        let mut e = self.stderr();
+        let _ = writeln!(e, "{} {}", Self::paint(RED, "error:"), indent_rest(&err.message, 7));
+        for cause in &err.causes {
+            let _ = writeln!(e, "{} {}", Self::paint(RED.bold(), "caused by:"), indent_rest(cause, 11));
+        }
+        for hint in &err.hints {
+            let _ = writeln!(e, "{} {}", Self::paint(CYAN, "hint:"), indent_rest(hint, 6));
+        }
+    }
+}
+
+/// Indents every line after the first so multi-line messages line up after their label.
+fn indent_rest(text: &str, width: usize) -> String {
+    let pad = " ".repeat(width);
+    let mut lines = text.lines();
+    let mut out = lines.next().unwrap_or_default().to_owned();
+    for line in lines {
+        out.push('\n');
+        if !line.is_empty() {
+            out.push_str(&pad);
+        }
+        out.push_str(line);
+    }
+    out
+}

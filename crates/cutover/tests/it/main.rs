@@ -1,0 +1,6 @@
+//! The `cutover` binary, driven through its real command line in hermetic git repositories.
+
+mod audit;
+mod basics;
+mod init;
+mod support;

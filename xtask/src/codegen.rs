@@ -43,7 +43,9 @@ fn cli_reference() -> String {
 }
 
 fn config_schema() -> anyhow::Result<String> {
-    let mut text = serde_json::to_string_pretty(&cutover_config::json_schema())?;
-    text.push('\n');
+    let mut text = cutover_config::json_schema_pretty();
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
     Ok(text)
 }

@@ -56,6 +56,17 @@ pub enum Command {
     /// The tamper-evident audit log: list events, or verify the chain.
     Audit(AuditArgs),
 
+    /// A self-contained tour on this machine: a sample project, released and checked.
+    Demo(DemoArgs),
+
+    /// The bill of materials from every lockfile: a summary on a terminal, else CycloneDX 1.6
+    /// or SPDX 2.3 JSON; `--check` applies the license policy; `bom diff A B` compares two BOMs.
+    Bom(BomArgs),
+
+    /// Known vulnerabilities in the bill of materials, offline, gated by `[vulns]`;
+    /// `vulns import PATH` fills the local database, `vulns db status` describes it.
+    Vulns(VulnsArgs),
+
     /// Print a shell completion script.
     Completions(CompletionsArgs),
 
@@ -108,6 +119,17 @@ pub enum AuditCommand {
 }
 
 #[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Leave the sample project (and anything started) for a person to look at.
+    #[arg(long)]
+    pub keep: bool,
+
+    /// Build the sample project in this (new or empty) directory instead of a temporary one.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 pub struct CompletionsArgs {
     /// The shell.
     #[arg(value_enum)]
@@ -123,4 +145,83 @@ mod tests {
     fn the_command_line_model_is_consistent() {
         Cli::command().debug_assert();
     }
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BomArgs {
+    #[command(subcommand)]
+    pub command: Option<BomCommand>,
+
+    /// Output format (default: a summary on a terminal, CycloneDX JSON otherwise).
+    #[arg(long, value_enum)]
+    pub format: Option<BomFormat>,
+
+    /// Write the document to this file instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Check the licenses against `[licenses]` in cutover.toml; exits 1 on a violation.
+    #[arg(long)]
+    pub check: bool,
+
+    /// The BOM attached to this release instead of the working tree.
+    #[arg(long, value_name = "VERSION")]
+    pub release: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BomFormat {
+    /// CycloneDX 1.6 JSON.
+    CyclonedxJson,
+    /// SPDX 2.3 JSON.
+    SpdxJson,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BomCommand {
+    /// Components added, removed, upgraded, downgraded and license changes from BOM A to BOM B
+    /// (CycloneDX JSON files).
+    Diff {
+        /// The older BOM file.
+        a: String,
+        /// The newer BOM file.
+        b: String,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct VulnsArgs {
+    #[command(subcommand)]
+    pub command: Option<VulnsCommand>,
+
+    /// The vulnerability database file (default: `[vulns] db` in cutover.toml, else
+    /// `.cutover/vulns.db`).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub db: Option<PathBuf>,
+
+    /// Report on the BOM attached to this release instead of the working tree.
+    #[arg(long, value_name = "VERSION")]
+    pub release: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VulnsCommand {
+    /// Import advisories: a directory of OSV JSON/YAML files, an OSV `all.zip` export, or a
+    /// RustSec advisory-db checkout. Re-importing a source updates it and withdraws what left it.
+    Import {
+        /// One or more sources.
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
+    /// The local vulnerability database.
+    #[command(subcommand)]
+    Db(VulnsDbCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VulnsDbCommand {
+    /// Sources imported, advisories per ecosystem, age, skipped files (with `-v`).
+    Status,
 }

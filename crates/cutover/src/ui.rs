@@ -113,7 +113,9 @@ impl Ui {
             self.print_json(&err.to_json());
         }
         let mut e = self.stderr();
-        let _ = writeln!(e, "{} {}", Self::paint(RED, "error:"), indent_rest(&err.message, 7));
+        // The message's own continuation lines (e.g. a `-->` location and a source snippet) keep
+        // their layout, as rustc's do.
+        let _ = writeln!(e, "{} {}", Self::paint(RED, "error:"), err.message);
         for cause in &err.causes {
             let _ = writeln!(e, "{} {}", Self::paint(RED.bold(), "caused by:"), indent_rest(cause, 11));
         }

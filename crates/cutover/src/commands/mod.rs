@@ -1,9 +1,22 @@
 //! One module per command; `run` dispatches the parsed command line to them.
+//!
+//! Adding a command: define its clap args in `cli.rs` (a variant of `Command` and an `…Args`
+//! struct), add `mod yourcmd;` here and one dispatch arm, and write `yourcmd::run(ctx, &args)`.
+//! A command gets what it needs from `Ctx` (`project_root()`, `config()`, `store()`, `actor()`,
+//! `block_on()`), prints only through `ctx.ui` (`print_json` under `ctx.global.json`, else
+//! `println`/`status`/`warn`), and returns `CliError::usage` (exit 2: bad input, nothing changed),
+//! `CliError::failed` (exit 1: the operation ran and failed) or `CliError::internal`, with
+//! `.with_cause(e)` and `.with_hint("what to do")`. Every state change goes through the store
+//! together with its audit event. Integration tests go in `crates/cutover/tests/it/yourcmd.rs`
+//! (see `support.rs` for hermetic git projects); after changing the CLI run `cargo xtask codegen`.
 
 mod audit;
+mod bom;
 mod completions;
 mod config;
+mod demo;
 mod init;
+mod vulns;
 
 use crate::cli::{Cli, Command};
 use crate::context::Ctx;
@@ -16,6 +29,9 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<()> {
         Command::Init(args) => init::run(&ctx, &args),
         Command::Config(cmd) => config::run(&ctx, &cmd),
         Command::Audit(args) => audit::run(&ctx, &args),
+        Command::Demo(args) => demo::run(&ctx, &args),
+        Command::Bom(args) => bom::run(&ctx, &args),
+        Command::Vulns(args) => vulns::run(&ctx, &args),
         Command::Completions(args) => completions::run(&args),
         Command::Testapp(args) => cutover_testapp::run(args)
             .map_err(|e| crate::error::CliError::failed("the test app stopped with an error").with_cause(e)),

@@ -2,5 +2,7 @@
 
 mod audit;
 mod basics;
+mod config;
+mod bom;
 mod init;
 mod support;

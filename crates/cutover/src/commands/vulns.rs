@@ -1,0 +1,297 @@
+//! `cutover vulns` (known vulnerabilities in the project's bill of materials, offline, gated by
+//! `[vulns]` in cutover.toml), `cutover vulns import PATH…` (OSV directories, OSV `all.zip`
+//! exports, RustSec advisory-db checkouts) and `cutover vulns db status`.
+
+use crate::cli::{VulnsArgs, VulnsCommand, VulnsDbCommand};
+use crate::context::Ctx;
+use crate::error::{CliError, Result};
+use crate::ui::{BOLD, DIM, Ui};
+use cutover_vuln::bomscan::{self, BomReport};
+use cutover_vuln::db::{self, VulnDb};
+use cutover_vuln::policy::{self, Ignore, Policy, Violation};
+use cutover_vuln::severity::Level;
+use std::path::{Path, PathBuf};
+
+pub fn run(ctx: &Ctx<'_>, args: &VulnsArgs) -> Result<()> {
+    match &args.command {
+        Some(VulnsCommand::Import { paths }) => import(ctx, args, paths),
+        Some(VulnsCommand::Db(VulnsDbCommand::Status)) => status(ctx, args),
+        None => report(ctx, args),
+    }
+}
+
+/// The project's configuration when it has a cutover.toml (these commands also work without one).
+fn config(ctx: &Ctx<'_>) -> Result<Option<cutover_config::Config>> {
+    if ctx.config_path()?.exists() {
+        ctx.config().map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// `--db`, else `[vulns] db` (a directory holds `vulns.db`), else `.cutover/vulns.db`.
+fn db_path(ctx: &Ctx<'_>, args: &VulnsArgs, config: Option<&cutover_config::Config>) -> Result<PathBuf> {
+    let root = ctx.project_root()?;
+    let configured = config.and_then(|c| c.vulns.db.clone());
+    Ok(match (&args.db, configured) {
+        (Some(p), _) => p.clone(),
+        (None, Some(p)) => {
+            let p = root.join(p);
+            if p.is_dir() || p.extension().is_none() { p.join("vulns.db") } else { p }
+        }
+        (None, None) => root.join(db::DEFAULT_PATH),
+    })
+}
+
+fn open(ctx: &Ctx<'_>, path: &Path) -> Result<VulnDb> {
+    ctx.block_on(VulnDb::open(path)).map_err(|e| {
+        CliError::failed(format!("cannot open the vulnerability database {}", path.display()))
+            .with_source_chain(&e)
+    })
+}
+
+fn import(ctx: &Ctx<'_>, args: &VulnsArgs, paths: &[PathBuf]) -> Result<()> {
+    let config = config(ctx)?;
+    let db = open(ctx, &db_path(ctx, args, config.as_ref())?)?;
+    let mut reports = Vec::new();
+    for path in paths {
+        let source = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+        let loaded = cutover_vuln::import::load(&source).map_err(|e| {
+            CliError::usage(format!("cannot import {}", path.display()))
+                .with_cause(&e)
+                .with_hint("give a directory of OSV .json/.yaml files, an OSV all.zip export or a RustSec advisory-db checkout")
+        })?;
+        let report = ctx
+            .block_on(db.import(&source.display().to_string(), loaded, chrono::Utc::now()))
+            .map_err(|e| CliError::failed("the import failed; the database is unchanged").with_source_chain(&e))?;
+        for s in &report.skipped {
+            ctx.ui.warn(format!("skipped {}: {}", s.file, s.reason));
+        }
+        ctx.ui.status(
+            "Imported",
+            format!(
+                "{} ({}): {} advisories read, {} added, {} updated, {} unchanged, {} withdrawn, {} skipped",
+                source.display(),
+                report.kind,
+                report.read,
+                report.added,
+                report.updated,
+                report.unchanged,
+                report.withdrawn,
+                report.skipped.len()
+            ),
+        );
+        reports.push(report);
+    }
+    if ctx.global.json {
+        ctx.ui.print_json(&serde_json::json!({ "imports": reports }));
+    }
+    ctx.block_on(db.close());
+    Ok(())
+}
+
+fn age(seconds: i64) -> String {
+    humantime::format_duration(std::time::Duration::from_secs(u64::try_from(seconds.max(0)).unwrap_or(0)))
+        .to_string()
+        .split(' ')
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn status(ctx: &Ctx<'_>, args: &VulnsArgs) -> Result<()> {
+    let config = config(ctx)?;
+    let path = db_path(ctx, args, config.as_ref())?;
+    let db = open(ctx, &path)?;
+    let st = ctx
+        .block_on(db.status(chrono::Utc::now()))
+        .map_err(|e| CliError::failed("cannot read the vulnerability database").with_source_chain(&e))?;
+    let skipped = ctx
+        .block_on(db.skipped())
+        .map_err(|e| CliError::failed("cannot read the vulnerability database").with_source_chain(&e))?;
+    ctx.block_on(db.close());
+    if ctx.global.json {
+        let mut v = serde_json::to_value(&st).unwrap_or_default();
+        v["skipped_files"] = serde_json::json!(skipped
+            .iter()
+            .map(|(src, s)| serde_json::json!({"source": src, "file": s.file, "reason": s.reason}))
+            .collect::<Vec<_>>());
+        ctx.ui.print_json(&v);
+        return Ok(());
+    }
+    let mut out = format!(
+        "{}  {}\n  {} advisories, {} withdrawn, {} skipped files{}\n",
+        Ui::paint(BOLD, "Vulnerability database"),
+        st.path,
+        st.advisories,
+        st.withdrawn,
+        st.skipped,
+        st.age_seconds.map(|a| format!(", last import {} ago", age(a))).unwrap_or_default()
+    );
+    out.push_str(&format!("{}\n", Ui::paint(BOLD, "Sources")));
+    if st.sources.is_empty() {
+        out.push_str("  none yet: run `cutover vulns import PATH`\n");
+    }
+    for s in &st.sources {
+        out.push_str(&format!(
+            "  {}  {} ({}): {} advisories, {} skipped, imported {} ago\n",
+            s.imported_at,
+            s.path,
+            s.kind,
+            s.advisories,
+            s.skipped,
+            age(s.age_seconds)
+        ));
+    }
+    out.push_str(&format!("{}\n", Ui::paint(BOLD, "By ecosystem")));
+    for (eco, n) in &st.per_ecosystem {
+        out.push_str(&format!("  {eco:<16} {n:>8}\n"));
+    }
+    for (src, s) in skipped.iter().take(if ctx.ui.verbose > 0 { usize::MAX } else { 0 }) {
+        out.push_str(&format!("  {} {src}: {}: {}\n", Ui::paint(DIM, "skipped"), s.file, s.reason));
+    }
+    ctx.ui.print(out);
+    Ok(())
+}
+
+fn policy_from(config: Option<&cutover_config::Config>) -> Policy {
+    let Some(c) = config else {
+        return Policy { fail_on: Some(Level::High), ignore: Vec::new() };
+    };
+    use cutover_config::Severity as S;
+    Policy {
+        fail_on: match c.vulns.fail_on {
+            S::None => None,
+            S::Low => Some(Level::Low),
+            S::Medium => Some(Level::Medium),
+            S::High => Some(Level::High),
+            S::Critical => Some(Level::Critical),
+        },
+        ignore: c
+            .vulns
+            .ignore
+            .iter()
+            .map(|ig| Ignore {
+                id: ig.id.clone(),
+                until: ig.until.and_then(|d| {
+                    chrono::NaiveDate::from_ymd_opt(i32::from(d.year), u32::from(d.month), u32::from(d.day))
+                }),
+                reason: ig.reason.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn row(f: &bomscan::BomFinding) -> String {
+    let sev = match (f.finding.score, &f.finding.informational) {
+        (_, Some(kind)) => kind.clone(),
+        (Some(s), None) => format!("{} {s:.1}", f.finding.level),
+        (None, None) => f.finding.level.to_string(),
+    };
+    let path = f.placements.first().map(|p| p.path.join(" > ")).unwrap_or_default();
+    format!(
+        "  {:<20} {:<28} {:<14} {:<14} {:<12} {:<9} {}",
+        f.finding.id,
+        f.finding.package.name,
+        f.finding.package.version,
+        sev,
+        f.finding.fixed.as_deref().unwrap_or("-"),
+        format!("{:?}", f.scope).to_lowercase(),
+        path
+    )
+}
+
+fn report(ctx: &Ctx<'_>, args: &VulnsArgs) -> Result<()> {
+    if let Some(v) = &args.release {
+        return Err(CliError::usage(format!("no stored bill of materials for release {v}"))
+            .with_hint("release records do not carry BOMs yet; run `cutover vulns` at that tag"));
+    }
+    let config = config(ctx)?;
+    let path = db_path(ctx, args, config.as_ref())?;
+    if !path.exists() {
+        return Err(CliError::usage(format!("no vulnerability database at {}", path.display()))
+            .with_hint("import advisories first: `cutover vulns import PATH` (an OSV directory or all.zip, or a RustSec advisory-db checkout)"));
+    }
+    let root = ctx.project_root()?;
+    let bom = cutover_bom::discover_and_parse(&root);
+    let db = open(ctx, &path)?;
+    let st = ctx
+        .block_on(db.status(chrono::Utc::now()))
+        .map_err(|e| CliError::failed("cannot read the vulnerability database").with_source_chain(&e))?;
+    if st.advisories == 0 {
+        return Err(CliError::usage(format!("the vulnerability database {} holds no advisories", path.display()))
+            .with_hint("run `cutover vulns import PATH` first"));
+    }
+    let r: BomReport = ctx
+        .block_on(bomscan::scan(&db, &bom))
+        .map_err(|e| CliError::failed("cannot read the vulnerability database").with_source_chain(&e))?;
+    ctx.block_on(db.close());
+    let policy = policy_from(config.as_ref());
+    let findings: Vec<_> = r.findings.iter().map(|f| f.finding.clone()).collect();
+    let outcome = policy::evaluate(&policy, &findings, chrono::Utc::now().date_naive());
+    if ctx.global.json {
+        ctx.ui.print_json(&serde_json::json!({
+            "checked": r.checked,
+            "findings": r.findings,
+            "not_evaluated": r.not_evaluated,
+            "policy": { "fail_on": policy.fail_on, "passed": outcome.passed(), "violations": outcome.violations,
+                        "ignored": outcome.ignored, "unused_ignores": outcome.unused_ignores },
+        }));
+    } else {
+        let mut out = format!(
+            "{}  {} components checked against {} advisories: {} findings\n",
+            Ui::paint(BOLD, "Known vulnerabilities"),
+            r.checked,
+            st.advisories,
+            r.findings.len()
+        );
+        if !r.findings.is_empty() {
+            out.push_str(&format!(
+                "{}\n",
+                Ui::paint(BOLD, format!(
+                    "  {:<20} {:<28} {:<14} {:<14} {:<12} {:<9} {}",
+                    "ID", "PACKAGE", "VERSION", "SEVERITY", "FIXED IN", "SCOPE", "PATH"
+                ))
+            ));
+            for f in &r.findings {
+                out.push_str(&row(f));
+                out.push('\n');
+                if ctx.ui.verbose > 0 {
+                    if let Some(s) = &f.finding.summary {
+                        out.push_str(&format!("      {}\n", Ui::paint(DIM, s)));
+                    }
+                    if !f.finding.aliases.is_empty() {
+                        out.push_str(&format!("      {}\n", Ui::paint(DIM, f.finding.aliases.join(", "))));
+                    }
+                }
+            }
+        }
+        for (i, reason) in &outcome.ignored {
+            out.push_str(&format!("  {} {}: {reason}\n", Ui::paint(DIM, "ignored"), findings[*i].id));
+        }
+        ctx.ui.print(out);
+        for id in &outcome.unused_ignores {
+            ctx.ui.warn(format!("[[vulns.ignore]] {id} matches no finding: remove it?"));
+        }
+    }
+    if !outcome.passed() {
+        let lines: Vec<String> = outcome
+            .violations
+            .iter()
+            .map(|v| match v {
+                Violation::Severity { finding, level, threshold } => {
+                    let f = &findings[*finding];
+                    format!("{} in {}@{}: severity {level} (fail_on = {threshold})", f.id, f.package.name, f.package.version)
+                }
+                Violation::ExpiredIgnore { finding, ignore_id, until, reason } => {
+                    let f = &findings[*finding];
+                    format!("{} in {}@{}: the ignore of {ignore_id} expired on {until} ({reason})", f.id, f.package.name, f.package.version)
+                }
+            })
+            .collect();
+        return Err(CliError::failed(format!("{} findings fail the vulnerability policy", lines.len()))
+            .with_cause(lines.join("\n"))
+            .with_hint("upgrade to the FIXED IN version, or add a [[vulns.ignore]] entry with a reason and an `until` date"));
+    }
+    Ok(())
+}

@@ -3,6 +3,10 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod bench_audit;
+mod bench_bom;
+mod bench_plan;
+mod bench_queue;
+mod bench_vulns;
 mod codegen;
 mod pg;
 mod test;
@@ -45,6 +49,18 @@ enum Cmd {
 enum Bench {
     /// Audit append rate (1 and 4 writers) and verify rate, on SQLite and PostgreSQL.
     Audit,
+    /// BOM generation vs `cargo cyclonedx` (a Cargo workspace) and `cyclonedx-npm`
+    /// (a package-lock.json with 2,000+ packages).
+    Bom,
+    /// `cutover changelog --all` on a 100,000-commit synthetic repository vs git-cliff and the
+    /// `git log` floor; `cutover plan` over the last 500 commits.
+    Plan,
+    /// Vulnerability DB import (fixtures + 200,000 generated advisories), a 5,000-component
+    /// match, and cutover vs `cargo audit` on a Cargo.lock with known-vulnerable crates.
+    Vulns,
+    /// Queue throughput (no-op jobs, 1 and 4 workers) and hotfix start latency behind a
+    /// 10,000-job backlog, on SQLite and PostgreSQL.
+    Queue,
 }
 
 fn main() -> std::process::ExitCode {
@@ -54,6 +70,10 @@ fn main() -> std::process::ExitCode {
         Cmd::Pg { cmd } => test::with_pg(&cmd),
         Cmd::Bench { what } => match what {
             Bench::Audit => bench_audit::run().map(|()| 0),
+            Bench::Bom => bench_bom::run().map(|()| 0),
+            Bench::Plan => bench_plan::run().map(|()| 0),
+            Bench::Vulns => bench_vulns::run().map(|()| 0),
+            Bench::Queue => bench_queue::run().map(|()| 0),
         },
     };
     match result {

@@ -67,6 +67,35 @@ pub enum Command {
     /// `vulns import PATH` fills the local database, `vulns db status` describes it.
     Vulns(VulnsArgs),
 
+    /// The next release from git history: version, why, grouped changes, draft notes. Changes nothing.
+    #[command(disable_version_flag = true)]
+    Plan(PlanArgs),
+
+    /// The changelog: one section per release tag, newest first (bootstraps CHANGELOG.md when
+    /// there is none and no --output is given).
+    Changelog(ChangelogArgs),
+
+    /// The advance shipping notice of the coming release, recorded; `--send` delivers it.
+    #[command(disable_version_flag = true)]
+    Notice(NoticeArgs),
+
+    /// Tag, changelog, build artifact and release record (refuses a dirty work tree).
+    #[command(disable_version_flag = true)]
+    Release(ReleaseArgs),
+
+    /// Hotfix branches: `start` at the release live in production, `finish` releases the patch.
+    Hotfix(HotfixArgs),
+
+    /// The job queue: list jobs (`ls`, the default), `cancel ID`, `bump ID --priority P`.
+    Queue(QueueArgs),
+
+    /// Run the configured QA checks through the queue; exit 1 when a required one fails.
+    /// `check log ID` shows a check's output.
+    Check(CheckArgs),
+
+    /// Run queue workers in this process until interrupted (Ctrl-C).
+    Worker(WorkerArgs),
+
     /// Print a shell completion script.
     Completions(CompletionsArgs),
 
@@ -91,6 +120,81 @@ pub enum ConfigCommand {
 }
 
 #[derive(Debug, Args)]
+pub struct QueueArgs {
+    #[command(subcommand)]
+    pub command: Option<QueueCommand>,
+
+    /// Only jobs in this state (queued, running, succeeded, failed, cancelled).
+    #[arg(long, value_name = "STATE", global = true)]
+    pub state: Option<String>,
+
+    /// Only jobs of this kind (e.g. `check`).
+    #[arg(long, value_name = "KIND", global = true)]
+    pub kind: Option<String>,
+
+    /// At most this many jobs (the newest).
+    #[arg(long, value_name = "N", default_value_t = 50, global = true)]
+    pub limit: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// List jobs, newest first (the default).
+    Ls,
+    /// Cancel a queued job.
+    Cancel {
+        /// The job's id (from `cutover queue ls`).
+        id: i64,
+        /// Why (recorded with the job and in the audit log).
+        #[arg(long, default_value = "cancelled by hand")]
+        reason: String,
+    },
+    /// Change a queued job's priority within its class (higher runs first; -100..=100).
+    Bump {
+        /// The job's id (from `cutover queue ls`).
+        id: i64,
+        /// The new priority.
+        #[arg(long, allow_hyphen_values = true)]
+        priority: i64,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(subcommand)]
+    pub command: Option<CheckCommand>,
+
+    /// Attach the results to this release (its checks run in the release class, or hotfix for
+    /// a hotfix release).
+    #[arg(long, value_name = "VERSION")]
+    pub release: Option<String>,
+
+    /// Run only these checks (by name; repeatable).
+    #[arg(long = "only", value_name = "NAME")]
+    pub only: Vec<String>,
+
+    /// How many checks run at once (in-process workers).
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub workers: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CheckCommand {
+    /// Show a check's captured output (stdout and stderr).
+    Log {
+        /// The check's job id (printed by `cutover check`).
+        id: i64,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// How many jobs this process runs at once.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub workers: usize,
+}
+
+#[derive(Debug, Args)]
 pub struct AuditArgs {
     #[command(subcommand)]
     pub command: Option<AuditCommand>,
@@ -103,7 +207,7 @@ pub struct AuditArgs {
     #[arg(long, value_name = "ACTION")]
     pub action: Option<String>,
 
-    /// Only events about this subject (e.g. `release:1.2.0`).
+    /// Only events about this subject (e.g. `release/1.2.0`).
     #[arg(long, value_name = "SUBJECT")]
     pub subject: Option<String>,
 
@@ -127,6 +231,129 @@ pub struct DemoArgs {
     /// Build the sample project in this (new or empty) directory instead of a temporary one.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Plan a pre-release with this identifier: `rc` gives `1.3.0-rc.1`, then `rc.2`, …
+    #[arg(long, value_name = "ID")]
+    pub pre: Option<String>,
+
+    /// Plan this version instead of the computed one.
+    #[arg(long, value_name = "VERSION")]
+    pub version: Option<String>,
+
+    /// Render the notes with this minijinja template (it sees the `--json` document).
+    #[arg(long, value_name = "FILE")]
+    pub template: Option<PathBuf>,
+
+    /// Plan one `[[packages]]` entry of a monorepo (its path and tag format).
+    #[arg(long, value_name = "NAME")]
+    pub package: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ChangelogArgs {
+    /// Every release (the default).
+    #[arg(long, conflicts_with = "range")]
+    pub all: bool,
+
+    /// Only the commits in A..B (tags, branches or commit ids), as one section.
+    #[arg(long, value_name = "A..B")]
+    pub range: Option<String>,
+
+    /// Write the changelog to this file instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Render the sections with this minijinja template.
+    #[arg(long, value_name = "FILE")]
+    pub template: Option<PathBuf>,
+
+    /// The changelog of one `[[packages]]` entry of a monorepo.
+    #[arg(long, value_name = "NAME")]
+    pub package: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct NoticeArgs {
+    /// Expected deployment date (`YYYY-MM-DD` or RFC 3339).
+    #[arg(long, value_name = "DATE")]
+    pub eta: Option<String>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = NoticeFormatArg::Markdown)]
+    pub format: NoticeFormatArg,
+
+    /// Deliver it (for now: a file under `.cutover/notices/`).
+    #[arg(long)]
+    pub send: bool,
+
+    /// Announce a pre-release with this identifier (as `plan --pre`).
+    #[arg(long, value_name = "ID")]
+    pub pre: Option<String>,
+
+    /// Announce this version instead of the computed one.
+    #[arg(long, value_name = "VERSION")]
+    pub version: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NoticeFormatArg {
+    Markdown,
+    Html,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ReleaseArgs {
+    /// Release this version instead of the computed one.
+    #[arg(long, value_name = "VERSION")]
+    pub version: Option<String>,
+
+    /// A pre-release with this identifier (`rc` gives `1.3.0-rc.1`, then `rc.2`, …).
+    #[arg(long, value_name = "ID")]
+    pub pre: Option<String>,
+
+    /// Check everything and print what would happen; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Push the changelog commit and the tag with the system git (your credentials apply).
+    #[arg(long)]
+    pub push: bool,
+
+    /// The remote to push to.
+    #[arg(long, value_name = "NAME", default_value = "origin", requires = "push")]
+    pub remote: String,
+}
+
+#[derive(Debug, Args)]
+pub struct HotfixArgs {
+    #[command(subcommand)]
+    pub command: HotfixCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HotfixCommand {
+    /// Create and check out `hotfix/<next patch>` at the release live in production.
+    Start {
+        /// The release tag to fix (default: what production runs, from the deployment records).
+        #[arg(long, value_name = "TAG")]
+        from: Option<String>,
+    },
+    /// Release the patch version from the hotfix branch (fixes only), at hotfix priority.
+    Finish {
+        /// Check everything and print what would happen; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Push the commit and the tag.
+        #[arg(long)]
+        push: bool,
+        /// The remote to push to.
+        #[arg(long, value_name = "NAME", default_value = "origin", requires = "push")]
+        remote: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -165,7 +392,7 @@ pub struct BomArgs {
     #[arg(long)]
     pub check: bool,
 
-    /// The BOM attached to this release instead of the working tree.
+    /// The BOM of this release (its git tag, `v<VERSION>` or `<VERSION>`) instead of the working tree.
     #[arg(long, value_name = "VERSION")]
     pub release: Option<String>,
 }
@@ -180,12 +407,12 @@ pub enum BomFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum BomCommand {
-    /// Components added, removed, upgraded, downgraded and license changes from BOM A to BOM B
-    /// (CycloneDX JSON files).
+    /// Components added, removed, upgraded, downgraded and license changes from A to B, each a
+    /// CycloneDX JSON file or a release version / git revision of this project.
     Diff {
-        /// The older BOM file.
+        /// The older BOM: a file, or a release version.
         a: String,
-        /// The newer BOM file.
+        /// The newer BOM: a file, or a release version.
         b: String,
     },
 }

@@ -100,19 +100,19 @@ pub fn find_work_tree(start: &Path) -> Option<PathBuf> {
 }
 
 fn resolve_actor(project: Option<&Path>) -> String {
-    if let Ok(actor) = std::env::var("CUTOVER_ACTOR") {
-        if !actor.trim().is_empty() {
-            return actor.trim().to_owned();
-        }
+    if let Ok(actor) = std::env::var("CUTOVER_ACTOR")
+        && !actor.trim().is_empty()
+    {
+        return actor.trim().to_owned();
     }
     if let Some(email) = git_user_email(project) {
         return email;
     }
     for var in ["USER", "LOGNAME", "USERNAME"] {
-        if let Ok(user) = std::env::var(var) {
-            if !user.is_empty() {
-                return user;
-            }
+        if let Ok(user) = std::env::var(var)
+            && !user.is_empty()
+        {
+            return user;
         }
     }
     "unknown".to_owned()

@@ -24,7 +24,7 @@ pub struct CliError {
     pub hints: Vec<String>,
     /// A JSON document to print on stdout under `--json` instead of the generic error document
     /// (e.g. the report of a failed `audit verify`).
-    pub json: Option<serde_json::Value>,
+    pub json: Option<Box<serde_json::Value>>,
 }
 
 pub type Result<T, E = CliError> = std::result::Result<T, E>;
@@ -80,7 +80,7 @@ impl CliError {
 
     #[must_use]
     pub fn with_json(mut self, json: serde_json::Value) -> Self {
-        self.json = Some(json);
+        self.json = Some(Box::new(json));
         self
     }
 
@@ -94,7 +94,7 @@ impl CliError {
     /// The machine-readable form printed on stdout under `--json`.
     pub fn to_json(&self) -> serde_json::Value {
         if let Some(json) = &self.json {
-            return json.clone();
+            return (**json).clone();
         }
         serde_json::json!({
             "error": {
@@ -128,15 +128,10 @@ impl From<std::io::Error> for CliError {
 pub trait ResultExt<T> {
     /// An internal failure with a message saying what we were doing.
     fn internal(self, doing: impl FnOnce() -> String) -> Result<T>;
-    /// A usage failure with a message saying what was wrong.
-    fn usage(self, what: impl FnOnce() -> String) -> Result<T>;
 }
 
 impl<T, E: std::error::Error + 'static> ResultExt<T> for std::result::Result<T, E> {
     fn internal(self, doing: impl FnOnce() -> String) -> Result<T> {
         self.map_err(|e| CliError::internal(doing()).with_source_chain(&e))
-    }
-    fn usage(self, what: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|e| CliError::usage(what()).with_source_chain(&e))
     }
 }

@@ -98,10 +98,10 @@ pub fn parse_time(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
     if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
         return Ok(d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc());
     }
-    if let Ok(ago) = humantime::parse_duration(text) {
-        if let Ok(ago) = chrono::Duration::from_std(ago) {
-            return Ok(now - ago);
-        }
+    if let Ok(ago) = humantime::parse_duration(text)
+        && let Ok(ago) = chrono::Duration::from_std(ago)
+    {
+        return Ok(now - ago);
     }
     Err(CliError::usage(format!("`{text}` is not a time"))
         .with_hint("give an RFC 3339 time (2026-11-26T14:32:00Z), a date (2026-11-26) or a duration ago (90m, 2d)"))

@@ -13,13 +13,23 @@ pub fn run(ctx: &Ctx<'_>, args: &BomArgs) -> Result<()> {
     if let Some(BomCommand::Diff { a, b }) = &args.command {
         return diff(ctx, a, b);
     }
-    if let Some(v) = &args.release {
-        return Err(CliError::usage(format!("no stored bill of materials for release {v}"))
-            .with_hint("release records do not carry BOMs yet; run `cutover bom --output FILE` at that tag and use `cutover bom diff FILE_A FILE_B`"));
-    }
     let root = ctx.project_root()?;
-    let mut bom = cutover_bom::discover_and_parse(&root);
-    bom.created = head_commit_time(&root);
+    let bom = match &args.release {
+        Some(v) => {
+            let mut b = cutover_bom::gitrev::discover_at_revision(&root, v, &cutover_bom::DiscoverOptions::default())
+                .map_err(|e| {
+                    CliError::usage(e.to_string())
+                        .with_hint("give a release version whose tag exists (`1.2.0` finds `v1.2.0`), or any git revision")
+                })?;
+            b.version = Some(v.clone());
+            b
+        }
+        None => {
+            let mut b = cutover_bom::discover_and_parse(&root);
+            b.created = head_commit_time(&root);
+            b
+        }
+    };
     for f in &bom.files {
         for w in &f.warnings {
             let at = w.line.map(|l| format!(":{l}")).unwrap_or_default();
@@ -197,18 +207,26 @@ fn check(ctx: &Ctx<'_>, bom: &Bom) -> Result<Vec<cutover_bom::Violation>> {
     Ok(violations)
 }
 
-fn load_bom_file(path: &str) -> Result<Bom> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        CliError::usage(format!("cannot read the BOM file {path}"))
+/// A BOM file (CycloneDX JSON), or else the BOM at a git revision / release version.
+fn load_bom(ctx: &Ctx<'_>, what: &str) -> Result<Bom> {
+    if Path::new(what).is_file() {
+        let text = std::fs::read_to_string(what).map_err(|e| {
+            CliError::usage(format!("cannot read the BOM file {what}")).with_cause(e)
+        })?;
+        return Bom::from_cyclonedx_json(&text).map_err(|e| {
+            CliError::usage(format!("{what}: {e}")).with_hint("give CycloneDX JSON BOMs")
+        });
+    }
+    let root = ctx.project_root()?;
+    cutover_bom::gitrev::discover_at_revision(&root, what, &cutover_bom::DiscoverOptions::default()).map_err(|e| {
+        CliError::usage(format!("`{what}` is neither a BOM file nor a release of this project"))
             .with_cause(e)
-            .with_hint("give two CycloneDX JSON files written by `cutover bom --output FILE`")
-    })?;
-    Bom::from_cyclonedx_json(&text)
-        .map_err(|e| CliError::usage(format!("{path}: {e}")).with_hint("give CycloneDX JSON BOMs"))
+            .with_hint("give CycloneDX JSON files written by `cutover bom --output FILE`, or release versions / git revisions")
+    })
 }
 
 fn diff(ctx: &Ctx<'_>, a: &str, b: &str) -> Result<()> {
-    let (ba, bb) = (load_bom_file(a)?, load_bom_file(b)?);
+    let (ba, bb) = (load_bom(ctx, a)?, load_bom(ctx, b)?);
     let d = cutover_bom::diff(&ba, &bb);
     if ctx.global.json {
         ctx.ui

@@ -8,6 +8,7 @@ use crate::cli::DemoArgs;
 use crate::context::Ctx;
 use crate::error::{CliError, Result, ResultExt};
 use crate::ui::{BOLD, Ui};
+use clap::Parser;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -22,7 +23,52 @@ const HISTORY: &[(&str, &str, &str)] = &[
     ("src/cache.txt", "lru\n", "perf: cache rendered greetings"),
     ("src/config.txt", "port from PORT\n", "feat(config)!: read the port from PORT only\n\nBREAKING CHANGE: the --listen flag is gone; set PORT instead."),
     ("NOTES.txt", "wip\n", "Update NOTES.txt"),
+    ("package-lock.json", PACKAGE_LOCK, "build(deps): lock the front-end dependencies"),
 ];
+
+/// A small real-world-shaped npm lockfile (v3) so that the bill of materials has content.
+const PACKAGE_LOCK: &str = r#"{
+  "name": "hello",
+  "version": "0.0.0",
+  "lockfileVersion": 3,
+  "requires": true,
+  "packages": {
+    "": {
+      "name": "hello",
+      "version": "0.0.0",
+      "license": "MIT",
+      "dependencies": { "express": "^4.18.2", "lodash": "4.17.20" },
+      "devDependencies": { "typescript": "^5.4.0" }
+    },
+    "node_modules/express": {
+      "version": "4.18.2",
+      "resolved": "https://registry.npmjs.org/express/-/express-4.18.2.tgz",
+      "integrity": "sha512-5/PsL6iGPdfQ/lKM1UuielYgv3BUoJfz1aUwU9vHZ+J7gyvwdQXFEBIEIaxeGf0GIcreATNyBExtalisDbuMqQ==",
+      "license": "MIT",
+      "dependencies": { "cookie": "0.5.0" }
+    },
+    "node_modules/cookie": {
+      "version": "0.5.0",
+      "resolved": "https://registry.npmjs.org/cookie/-/cookie-0.5.0.tgz",
+      "integrity": "sha512-YZ3GUyn/o8gfKJlnlX7g7xq4gyO6OSuhGPKaaGssGB2qgDUS0gPgtTvoyZLTt9Ab6dC4hfc9dV5arkvc/OCmrw==",
+      "license": "MIT"
+    },
+    "node_modules/lodash": {
+      "version": "4.17.20",
+      "resolved": "https://registry.npmjs.org/lodash/-/lodash-4.17.20.tgz",
+      "integrity": "sha512-PlhdFcillOINfeV7Ni6oF1TAEayyZBoZ8bcshTHqOYJYlrqzRK5hagpagky5o4HfCzzd1TRkXPMFq6cKk9rGmA==",
+      "license": "MIT"
+    },
+    "node_modules/typescript": {
+      "version": "5.4.5",
+      "resolved": "https://registry.npmjs.org/typescript/-/typescript-5.4.5.tgz",
+      "integrity": "sha512-vcI4UpRgg8xmWpCQbKEVQhxl3gNCDxbH5JE/HYw6yn2/7y6WVvs3aHPGVdVdt9JHMR7uXbM/wrfrpnYxNcbAPA==",
+      "dev": true,
+      "license": "Apache-2.0"
+    }
+  }
+}
+"#;
 
 pub fn run(ctx: &Ctx<'_>, args: &DemoArgs) -> Result<()> {
     // Removed on return unless `--keep` (or `--dir`) asks to leave the project for a person.
@@ -44,25 +90,23 @@ pub fn run(ctx: &Ctx<'_>, args: &DemoArgs) -> Result<()> {
     ui.status("Creating", format!("a sample project in {}", dir.display()));
     make_sample_repo(&dir)?;
 
-    let mut global = ctx.global.clone();
-    global.project = Some(dir.clone());
-    global.database = None;
-    let inner = Ctx::new(ui, global);
+    let exe = std::env::current_exe().internal(|| "cannot find the cutover executable".into())?;
+    let project = dir.display().to_string();
+    step(ui, &project, &["init", "--force"])?;
+    // The demo's own configuration: a QA check and a build that run this very binary, so the
+    // tour needs nothing else installed.
+    std::fs::write(dir.join("cutover.toml"), demo_config(&exe))
+        .internal(|| "cannot write the demo's cutover.toml".into())?;
+    git(&dir, &["add", "--all"], "2026-11-20T10:00:00Z")?;
+    git(&dir, &["commit", "-q", "-m", "chore: release with cutover"], "2026-11-20T10:00:00Z")?;
 
-    ui.println(format!("\n{}", Ui::paint(BOLD, "$ cutover init")));
-    super::init::run(&inner, &crate::cli::InitArgs { force: true })?;
-
-    ui.println(format!("\n{}", Ui::paint(BOLD, "$ cutover audit verify")));
-    super::audit::run(
-        &inner,
-        &crate::cli::AuditArgs {
-            command: Some(crate::cli::AuditCommand::Verify),
-            since: None,
-            action: None,
-            subject: None,
-            limit: None,
-        },
-    )?;
+    step(ui, &project, &["plan"])?;
+    step(ui, &project, &["notice", "--eta", "2026-12-01"])?;
+    step(ui, &project, &["check"])?;
+    step(ui, &project, &["release"])?;
+    step(ui, &project, &["bom", "--check"])?;
+    step(ui, &project, &["audit"])?;
+    step(ui, &project, &["audit", "verify"])?;
 
     if args.keep || args.dir.is_some() {
         if let Some(tmp) = tmp {
@@ -71,6 +115,62 @@ pub fn run(ctx: &Ctx<'_>, args: &DemoArgs) -> Result<()> {
         ui.println(format!("\nThe sample project stays in {}", dir.display()));
     }
     Ok(())
+}
+
+/// Runs one real command line against the sample project, showing it first.
+fn step(ui: &Ui, project: &str, args: &[&str]) -> Result<()> {
+    ui.println(format!("\n{}", Ui::paint(BOLD, format!("$ cutover {}", args.join(" ")))));
+    let mut argv = vec!["cutover", "--project", project];
+    if ui.quiet {
+        argv.push("--quiet");
+    }
+    argv.extend_from_slice(args);
+    let cli = crate::cli::Cli::try_parse_from(&argv)
+        .map_err(|e| CliError::internal(format!("the demo built a bad command line: {e}")))?;
+    super::run(cli, ui)
+}
+
+fn demo_config(exe: &Path) -> String {
+    let exe = toml_string(&exe.display().to_string());
+    format!(
+        r#"# The demo's configuration (see `cutover init` for a commented one).
+[project]
+name = "hello"
+
+[versioning]
+issue_link = "https://example.com/hello/issues/{{id}}"
+
+[[checks]]
+name = "version"
+run = [{exe}, "--version"]
+timeout = "1m"
+
+[[checks]]
+name = "help"
+run = [{exe}, "testapp", "--help"]
+timeout = "1m"
+required = false
+
+[build]
+run = [{exe}, "--version"]
+artifact = ["src"]
+"#
+    )
+}
+
+/// A TOML basic string: the executable's path may hold any character.
+fn toml_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 fn git(dir: &Path, args: &[&str], when: &str) -> Result<()> {

@@ -12,10 +12,16 @@
 
 mod audit;
 mod bom;
+mod changelog;
 mod completions;
 mod config;
 mod demo;
+mod hotfix;
 mod init;
+mod queue;
+mod notice;
+mod plan;
+mod release;
 mod vulns;
 
 use crate::cli::{Cli, Command};
@@ -32,6 +38,14 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<()> {
         Command::Demo(args) => demo::run(&ctx, &args),
         Command::Bom(args) => bom::run(&ctx, &args),
         Command::Vulns(args) => vulns::run(&ctx, &args),
+        Command::Plan(args) => plan::run(&ctx, &args),
+        Command::Changelog(args) => changelog::run(&ctx, &args),
+        Command::Notice(args) => notice::run(&ctx, &args),
+        Command::Release(args) => release::run(&ctx, &args),
+        Command::Hotfix(args) => hotfix::run(&ctx, &args),
+        Command::Queue(args) => queue::queue(&ctx, &args),
+        Command::Check(args) => queue::check(&ctx, &args),
+        Command::Worker(args) => queue::worker(&ctx, &args),
         Command::Completions(args) => completions::run(&args),
         Command::Testapp(args) => cutover_testapp::run(args)
             .map_err(|e| crate::error::CliError::failed("the test app stopped with an error").with_cause(e)),

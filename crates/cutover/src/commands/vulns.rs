@@ -30,14 +30,22 @@ fn config(ctx: &Ctx<'_>) -> Result<Option<cutover_config::Config>> {
 }
 
 /// `--db`, else `[vulns] db` (a directory holds `vulns.db`), else `.cutover/vulns.db`.
-fn db_path(ctx: &Ctx<'_>, args: &VulnsArgs, config: Option<&cutover_config::Config>) -> Result<PathBuf> {
+fn db_path(
+    ctx: &Ctx<'_>,
+    args: &VulnsArgs,
+    config: Option<&cutover_config::Config>,
+) -> Result<PathBuf> {
     let root = ctx.project_root()?;
     let configured = config.and_then(|c| c.vulns.db.clone());
     Ok(match (&args.db, configured) {
         (Some(p), _) => p.clone(),
         (None, Some(p)) => {
             let p = root.join(p);
-            if p.is_dir() || p.extension().is_none() { p.join("vulns.db") } else { p }
+            if p.is_dir() || p.extension().is_none() {
+                p.join("vulns.db")
+            } else {
+                p
+            }
         }
         (None, None) => root.join(db::DEFAULT_PATH),
     })
@@ -45,8 +53,11 @@ fn db_path(ctx: &Ctx<'_>, args: &VulnsArgs, config: Option<&cutover_config::Conf
 
 fn open(ctx: &Ctx<'_>, path: &Path) -> Result<VulnDb> {
     ctx.block_on(VulnDb::open(path)).map_err(|e| {
-        CliError::failed(format!("cannot open the vulnerability database {}", path.display()))
-            .with_source_chain(&e)
+        CliError::failed(format!(
+            "cannot open the vulnerability database {}",
+            path.display()
+        ))
+        .with_source_chain(&e)
     })
 }
 
@@ -63,7 +74,10 @@ fn import(ctx: &Ctx<'_>, args: &VulnsArgs, paths: &[PathBuf]) -> Result<()> {
         })?;
         let report = ctx
             .block_on(db.import(&source.display().to_string(), loaded, chrono::Utc::now()))
-            .map_err(|e| CliError::failed("the import failed; the database is unchanged").with_source_chain(&e))?;
+            .map_err(|e| {
+                CliError::failed("the import failed; the database is unchanged")
+                    .with_source_chain(&e)
+            })?;
         for s in &report.skipped {
             ctx.ui.warn(format!("skipped {}: {}", s.file, s.reason));
         }
@@ -84,31 +98,34 @@ fn import(ctx: &Ctx<'_>, args: &VulnsArgs, paths: &[PathBuf]) -> Result<()> {
         reports.push(report);
     }
     if ctx.global.json {
-        ctx.ui.print_json(&serde_json::json!({ "imports": reports }));
+        ctx.ui
+            .print_json(&serde_json::json!({ "imports": reports }));
     }
     ctx.block_on(db.close());
     Ok(())
 }
 
 fn age(seconds: i64) -> String {
-    humantime::format_duration(std::time::Duration::from_secs(u64::try_from(seconds.max(0)).unwrap_or(0)))
-        .to_string()
-        .split(' ')
-        .take(2)
-        .collect::<Vec<_>>()
-        .join(" ")
+    humantime::format_duration(std::time::Duration::from_secs(
+        u64::try_from(seconds.max(0)).unwrap_or(0),
+    ))
+    .to_string()
+    .split(' ')
+    .take(2)
+    .collect::<Vec<_>>()
+    .join(" ")
 }
 
 fn status(ctx: &Ctx<'_>, args: &VulnsArgs) -> Result<()> {
     let config = config(ctx)?;
     let path = db_path(ctx, args, config.as_ref())?;
     let db = open(ctx, &path)?;
-    let st = ctx
-        .block_on(db.status(chrono::Utc::now()))
-        .map_err(|e| CliError::failed("cannot read the vulnerability database").with_source_chain(&e))?;
-    let skipped = ctx
-        .block_on(db.skipped())
-        .map_err(|e| CliError::failed("cannot read the vulnerability database").with_source_chain(&e))?;
+    let st = ctx.block_on(db.status(chrono::Utc::now())).map_err(|e| {
+        CliError::failed("cannot read the vulnerability database").with_source_chain(&e)
+    })?;
+    let skipped = ctx.block_on(db.skipped()).map_err(|e| {
+        CliError::failed("cannot read the vulnerability database").with_source_chain(&e)
+    })?;
     ctx.block_on(db.close());
     if ctx.global.json {
         let mut v = serde_json::to_value(&st).unwrap_or_default();
@@ -126,7 +143,9 @@ fn status(ctx: &Ctx<'_>, args: &VulnsArgs) -> Result<()> {
         st.advisories,
         st.withdrawn,
         st.skipped,
-        st.age_seconds.map(|a| format!(", last import {} ago", age(a))).unwrap_or_default()
+        st.age_seconds
+            .map(|a| format!(", last import {} ago", age(a)))
+            .unwrap_or_default()
     );
     out.push_str(&format!("{}\n", Ui::paint(BOLD, "Sources")));
     if st.sources.is_empty() {
@@ -147,8 +166,16 @@ fn status(ctx: &Ctx<'_>, args: &VulnsArgs) -> Result<()> {
     for (eco, n) in &st.per_ecosystem {
         out.push_str(&format!("  {eco:<16} {n:>8}\n"));
     }
-    for (src, s) in skipped.iter().take(if ctx.ui.verbose > 0 { usize::MAX } else { 0 }) {
-        out.push_str(&format!("  {} {src}: {}: {}\n", Ui::paint(DIM, "skipped"), s.file, s.reason));
+    for (src, s) in skipped
+        .iter()
+        .take(if ctx.ui.verbose > 0 { usize::MAX } else { 0 })
+    {
+        out.push_str(&format!(
+            "  {} {src}: {}: {}\n",
+            Ui::paint(DIM, "skipped"),
+            s.file,
+            s.reason
+        ));
     }
     ctx.ui.print(out);
     Ok(())
@@ -156,7 +183,10 @@ fn status(ctx: &Ctx<'_>, args: &VulnsArgs) -> Result<()> {
 
 fn policy_from(config: Option<&cutover_config::Config>) -> Policy {
     let Some(c) = config else {
-        return Policy { fail_on: Some(Level::High), ignore: Vec::new() };
+        return Policy {
+            fail_on: Some(Level::High),
+            ignore: Vec::new(),
+        };
     };
     use cutover_config::Severity as S;
     Policy {
@@ -174,7 +204,11 @@ fn policy_from(config: Option<&cutover_config::Config>) -> Policy {
             .map(|ig| Ignore {
                 id: ig.id.clone(),
                 until: ig.until.and_then(|d| {
-                    chrono::NaiveDate::from_ymd_opt(i32::from(d.year), u32::from(d.month), u32::from(d.day))
+                    chrono::NaiveDate::from_ymd_opt(
+                        i32::from(d.year),
+                        u32::from(d.month),
+                        u32::from(d.day),
+                    )
                 }),
                 reason: ig.reason.clone(),
             })
@@ -188,7 +222,11 @@ fn row(f: &bomscan::BomFinding) -> String {
         (Some(s), None) => format!("{} {s:.1}", f.finding.level),
         (None, None) => f.finding.level.to_string(),
     };
-    let path = f.placements.first().map(|p| p.path.join(" > ")).unwrap_or_default();
+    let path = f
+        .placements
+        .first()
+        .map(|p| p.path.join(" > "))
+        .unwrap_or_default();
     format!(
         "  {:<20} {:<28} {:<14} {:<14} {:<12} {:<9} {}",
         f.finding.id,
@@ -203,8 +241,11 @@ fn row(f: &bomscan::BomFinding) -> String {
 
 fn report(ctx: &Ctx<'_>, args: &VulnsArgs) -> Result<()> {
     if let Some(v) = &args.release {
-        return Err(CliError::usage(format!("no stored bill of materials for release {v}"))
-            .with_hint("release records do not carry BOMs yet; run `cutover vulns` at that tag"));
+        return Err(
+            CliError::usage(format!("no stored bill of materials for release {v}")).with_hint(
+                "release records do not carry BOMs yet; run `cutover vulns` at that tag",
+            ),
+        );
     }
     let config = config(ctx)?;
     let path = db_path(ctx, args, config.as_ref())?;
@@ -215,28 +256,35 @@ fn report(ctx: &Ctx<'_>, args: &VulnsArgs) -> Result<()> {
     let root = ctx.project_root()?;
     let bom = cutover_bom::discover_and_parse(&root);
     let db = open(ctx, &path)?;
-    let st = ctx
-        .block_on(db.status(chrono::Utc::now()))
-        .map_err(|e| CliError::failed("cannot read the vulnerability database").with_source_chain(&e))?;
+    let st = ctx.block_on(db.status(chrono::Utc::now())).map_err(|e| {
+        CliError::failed("cannot read the vulnerability database").with_source_chain(&e)
+    })?;
     if st.advisories == 0 {
-        return Err(CliError::usage(format!("the vulnerability database {} holds no advisories", path.display()))
-            .with_hint("run `cutover vulns import PATH` first"));
+        return Err(CliError::usage(format!(
+            "the vulnerability database {} holds no advisories",
+            path.display()
+        ))
+        .with_hint("run `cutover vulns import PATH` first"));
     }
-    let r: BomReport = ctx
-        .block_on(bomscan::scan(&db, &bom))
-        .map_err(|e| CliError::failed("cannot read the vulnerability database").with_source_chain(&e))?;
+    let r: BomReport = ctx.block_on(bomscan::scan(&db, &bom)).map_err(|e| {
+        CliError::failed("cannot read the vulnerability database").with_source_chain(&e)
+    })?;
     ctx.block_on(db.close());
     let policy = policy_from(config.as_ref());
     let findings: Vec<_> = r.findings.iter().map(|f| f.finding.clone()).collect();
     let outcome = policy::evaluate(&policy, &findings, chrono::Utc::now().date_naive());
+    let doc = serde_json::json!({
+        "checked": r.checked,
+        "findings": r.findings,
+        "not_evaluated": r.not_evaluated,
+        "policy": { "fail_on": policy.fail_on, "passed": outcome.passed(), "violations": outcome.violations,
+                    "ignored": outcome.ignored, "unused_ignores": outcome.unused_ignores },
+    });
     if ctx.global.json {
-        ctx.ui.print_json(&serde_json::json!({
-            "checked": r.checked,
-            "findings": r.findings,
-            "not_evaluated": r.not_evaluated,
-            "policy": { "fail_on": policy.fail_on, "passed": outcome.passed(), "violations": outcome.violations,
-                        "ignored": outcome.ignored, "unused_ignores": outcome.unused_ignores },
-        }));
+        // One document on stdout: a failing gate sends it with the error (see below).
+        if outcome.passed() {
+            ctx.ui.print_json(&doc);
+        }
     } else {
         let mut out = format!(
             "{}  {} components checked against {} advisories: {} findings\n",
@@ -248,10 +296,13 @@ fn report(ctx: &Ctx<'_>, args: &VulnsArgs) -> Result<()> {
         if !r.findings.is_empty() {
             out.push_str(&format!(
                 "{}\n",
-                Ui::paint(BOLD, format!(
-                    "  {:<20} {:<28} {:<14} {:<14} {:<12} {:<9} {}",
-                    "ID", "PACKAGE", "VERSION", "SEVERITY", "FIXED IN", "SCOPE", "PATH"
-                ))
+                Ui::paint(
+                    BOLD,
+                    format!(
+                        "  {:<20} {:<28} {:<14} {:<14} {:<12} {:<9} {}",
+                        "ID", "PACKAGE", "VERSION", "SEVERITY", "FIXED IN", "SCOPE", "PATH"
+                    )
+                )
             ));
             for f in &r.findings {
                 out.push_str(&row(f));
@@ -261,17 +312,26 @@ fn report(ctx: &Ctx<'_>, args: &VulnsArgs) -> Result<()> {
                         out.push_str(&format!("      {}\n", Ui::paint(DIM, s)));
                     }
                     if !f.finding.aliases.is_empty() {
-                        out.push_str(&format!("      {}\n", Ui::paint(DIM, f.finding.aliases.join(", "))));
+                        out.push_str(&format!(
+                            "      {}\n",
+                            Ui::paint(DIM, f.finding.aliases.join(", "))
+                        ));
                     }
                 }
             }
         }
         for (i, reason) in &outcome.ignored {
-            out.push_str(&format!("  {} {}: {reason}\n", Ui::paint(DIM, "ignored"), findings[*i].id));
+            out.push_str(&format!(
+                "  {} {}: {reason}\n",
+                Ui::paint(DIM, "ignored"),
+                findings[*i].id
+            ));
         }
         ctx.ui.print(out);
         for id in &outcome.unused_ignores {
-            ctx.ui.warn(format!("[[vulns.ignore]] {id} matches no finding: remove it?"));
+            ctx.ui.warn(format!(
+                "[[vulns.ignore]] {id} matches no finding: remove it?"
+            ));
         }
     }
     if !outcome.passed() {
@@ -279,19 +339,40 @@ fn report(ctx: &Ctx<'_>, args: &VulnsArgs) -> Result<()> {
             .violations
             .iter()
             .map(|v| match v {
-                Violation::Severity { finding, level, threshold } => {
+                Violation::Severity {
+                    finding,
+                    level,
+                    threshold,
+                } => {
                     let f = &findings[*finding];
-                    format!("{} in {}@{}: severity {level} (fail_on = {threshold})", f.id, f.package.name, f.package.version)
+                    format!(
+                        "{} in {}@{}: severity {level} (fail_on = {threshold})",
+                        f.id, f.package.name, f.package.version
+                    )
                 }
-                Violation::ExpiredIgnore { finding, ignore_id, until, reason } => {
+                Violation::ExpiredIgnore {
+                    finding,
+                    ignore_id,
+                    until,
+                    reason,
+                } => {
                     let f = &findings[*finding];
-                    format!("{} in {}@{}: the ignore of {ignore_id} expired on {until} ({reason})", f.id, f.package.name, f.package.version)
+                    format!(
+                        "{} in {}@{}: the ignore of {ignore_id} expired on {until} ({reason})",
+                        f.id, f.package.name, f.package.version
+                    )
                 }
             })
             .collect();
-        return Err(CliError::failed(format!("{} findings fail the vulnerability policy", lines.len()))
+        let err = CliError::failed(format!("{} findings fail the vulnerability policy", lines.len()))
             .with_cause(lines.join("\n"))
-            .with_hint("upgrade to the FIXED IN version, or add a [[vulns.ignore]] entry with a reason and an `until` date"));
+            .with_hint("upgrade to the FIXED IN version, or add a [[vulns.ignore]] entry with a reason and an `until` date");
+        if ctx.global.json {
+            let mut doc = doc;
+            doc["error"] = err.to_json()["error"].clone();
+            return Err(err.with_json(doc));
+        }
+        return Err(err);
     }
     Ok(())
 }

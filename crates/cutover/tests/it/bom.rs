@@ -138,3 +138,34 @@ fn a_broken_lockfile_is_reported_and_the_others_still_count() {
         "the other lockfiles' components are there"
     );
 }
+
+#[test]
+fn diff_and_bom_of_release_versions_read_the_tags() {
+    let p = Project::new();
+    p.write(
+        "pnpm-lock.yaml",
+        &fixture("pnpm/v6-dev-optional-groups/pnpm-lock.yaml"),
+    );
+    p.git(&["add", "."]);
+    p.git(&["commit", "-q", "-m", "feat: deps"]);
+    p.git(&["tag", "v1.0.0"]);
+    p.write(
+        "pnpm-lock.yaml",
+        &fixture("pnpm/v9-dev-optional-groups/pnpm-lock.yaml"),
+    );
+    p.git(&["commit", "-q", "-am", "fix: bump deps"]);
+    p.git(&["tag", "v1.1.0"]);
+    let run = p.cutover(&["bom", "diff", "1.0.0", "1.1.0"]);
+    run.success();
+    assert!(
+        run.stdout.contains("uuid") && run.stdout.contains("8.0.0 → 8.3.2"),
+        "{}",
+        run.stdout
+    );
+    let doc = p
+        .cutover(&["bom", "--release", "1.0.0", "--format", "cyclonedx-json"])
+        .json();
+    assert_eq!(doc["metadata"]["component"]["version"], "1.0.0");
+    assert_eq!(doc["components"].as_array().unwrap().len(), 3);
+    p.cutover(&["bom", "--release", "7.7.7"]).code(2);
+}

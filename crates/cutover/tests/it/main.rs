@@ -3,6 +3,10 @@
 mod audit;
 mod basics;
 mod config;
+mod demo;
 mod bom;
 mod init;
+mod plan;
+mod queue;
+mod vulns;
 mod support;

@@ -1,0 +1,385 @@
+//! The agent daemon: register, long-poll for the assignment, fetch its artifacts, apply it with the
+//! [`Reconciler`], report; reconnect with jittered exponential backoff while the slots and routers
+//! keep serving.
+//!
+//! One task owns the reconciler; the network exchange in flight (register, poll or a backoff sleep)
+//! is a future raced against the routing tick, the report interval and the shutdown signal, so a
+//! long poll never delays routing. What the agent knows survives a restart under `--root`: the
+//! reconciler keeps the assignment, and `agent.json` records the connection state.
+
+use std::collections::hash_map::RandomState;
+use std::future::Future;
+use std::hash::BuildHasher as _;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{oneshot, watch};
+
+use crate::client::{Client, ClientError};
+use crate::protocol::{Assignment, Register, Registered};
+use crate::reconcile::Reconciler;
+use crate::runtime::Layout;
+
+/// Jittered exponential backoff: `base · 2^n` capped at `max`, each delay drawn uniformly from
+/// its upper half, so that agents cut off together do not reconnect together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    pub base: Duration,
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            base: Duration::from_millis(200),
+            max: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Backoff {
+    /// The delay before attempt `attempt` (0-based), with jitter from `random` (any u64).
+    #[must_use]
+    pub fn delay(&self, attempt: u32, random: u64) -> Duration {
+        let factor = 1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX);
+        let full = self.base.saturating_mul(factor).min(self.max);
+        let half = full / 2;
+        let span = u64::try_from(half.as_micros()).unwrap_or(u64::MAX).max(1);
+        half + Duration::from_micros(random % span)
+    }
+}
+
+fn random_u64() -> u64 {
+    // A fresh RandomState is seeded from the OS: enough randomness for jitter, no extra crate.
+    RandomState::new().hash_one(std::time::SystemTime::now())
+}
+
+/// How the daemon runs.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub name: String,
+    pub client: Client,
+    pub root: PathBuf,
+    /// How often the observed state is reported besides after each apply.
+    pub report_interval: Duration,
+    /// How often routing that waits for health is retried.
+    pub route_tick: Duration,
+    pub backoff: Backoff,
+}
+
+impl AgentConfig {
+    #[must_use]
+    pub fn new(name: impl Into<String>, client: Client, root: impl Into<PathBuf>) -> Self {
+        Self {
+            name: name.into(),
+            client,
+            root: root.into(),
+            report_interval: Duration::from_secs(10),
+            route_tick: Duration::from_millis(100),
+            backoff: Backoff::default(),
+        }
+    }
+}
+
+/// What the daemon is doing, published for the CLI and the tests; also kept in
+/// `<root>/agent.json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentStatus {
+    /// Registered and the last exchange succeeded.
+    pub connected: bool,
+    /// The generation of the assignment applied last.
+    pub generation: u64,
+    /// Successful registrations since the start (a reconnection adds one).
+    pub registrations: u64,
+    /// Reports the control plane accepted since the start.
+    pub reports: u64,
+    pub last_contact: Option<DateTime<Utc>>,
+    /// The last failure talking to the control plane (never contains the token).
+    pub last_error: Option<String>,
+    /// Problems of the last apply.
+    pub apply_errors: Vec<String>,
+}
+
+/// The state file under the root.
+#[must_use]
+pub fn status_path(root: &Path) -> PathBuf {
+    root.join("agent.json")
+}
+
+/// A running daemon.
+#[derive(Debug)]
+pub struct AgentHandle {
+    pub status: watch::Receiver<AgentStatus>,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Reconciler>,
+}
+
+impl AgentHandle {
+    /// Stops the loop and returns the reconciler, still running its slots and routers: the
+    /// caller chooses [`Reconciler::detach`] (an agent restart) or [`Reconciler::stop_all`].
+    pub async fn stop(mut self) -> Result<Reconciler, tokio::task::JoinError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.await
+    }
+}
+
+/// Resumes the kept assignment, then runs the loop on a task until [`AgentHandle::stop`].
+pub async fn spawn(config: AgentConfig) -> AgentHandle {
+    let (reconciler, errors) =
+        Reconciler::resume(config.name.clone(), Layout::new(&config.root)).await;
+    let status = AgentStatus {
+        generation: reconciler.generation(),
+        apply_errors: errors,
+        ..AgentStatus::default()
+    };
+    let (tx, rx) = watch::channel(status);
+    let (stop_tx, stop_rx) = oneshot::channel();
+    let task = tokio::spawn(run(config, reconciler, tx, stop_rx));
+    AgentHandle {
+        status: rx,
+        stop: Some(stop_tx),
+        task,
+    }
+}
+
+enum Step {
+    Registered(Result<Registered, ClientError>),
+    Polled(Result<Assignment, ClientError>),
+    Retry,
+}
+
+type Pending = Pin<Box<dyn Future<Output = Step> + Send>>;
+
+fn register(client: Client, name: String) -> Pending {
+    Box::pin(async move {
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_default();
+        Step::Registered(
+            client
+                .register(&Register {
+                    name,
+                    agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+                    hostname,
+                })
+                .await,
+        )
+    })
+}
+
+/// A poll that outlives the control plane's long-poll timeout by this much is given up: the
+/// connection died without a reset (a cable, a NAT).
+const POLL_MARGIN: Duration = Duration::from_secs(15);
+
+fn poll(client: Client, generation: u64, poll_timeout: Duration) -> Pending {
+    Box::pin(async move {
+        let limit = poll_timeout.saturating_add(POLL_MARGIN);
+        let result = match tokio::time::timeout(limit, client.poll(generation)).await {
+            Ok(r) => r,
+            Err(_) => Err(ClientError::Transport {
+                url: client.url().to_string(),
+                method: "GET",
+                path: "/agent/v1/poll".to_owned(),
+                what: format!("no answer within {limit:?}"),
+            }),
+        };
+        Step::Polled(result)
+    })
+}
+
+fn retry_after(delay: Duration) -> Pending {
+    Box::pin(async move {
+        tokio::time::sleep(delay).await;
+        Step::Retry
+    })
+}
+
+fn keep_status(root: &Path, status: &AgentStatus) {
+    let path = status_path(root);
+    let tmp = path.with_extension("json.tmp");
+    let Ok(bytes) = serde_json::to_vec_pretty(status) else {
+        return;
+    };
+    // Best effort: the status file is informational; the assignment the reconciler keeps is what
+    // a restart relies on.
+    if std::fs::create_dir_all(root).is_ok() && std::fs::write(&tmp, bytes).is_ok() {
+        let _ = std::fs::rename(&tmp, &path);
+    }
+}
+
+/// Fetches the artifacts of `assignment` not yet on disk; returns the failures as
+/// (service, message) for every service that uses the artifact.
+async fn fetch_artifacts(
+    client: &Client,
+    layout: &Layout,
+    assignment: &Assignment,
+) -> Vec<(String, String)> {
+    let mut errors = Vec::new();
+    let mut digests: Vec<&str> = assignment
+        .services
+        .values()
+        .flat_map(|s| s.slots.values().map(|r| r.artifact_sha256.as_str()))
+        .collect();
+    digests.sort_unstable();
+    digests.dedup();
+    for digest in digests {
+        let dest = layout.artifact(digest);
+        if dest.exists() {
+            continue;
+        }
+        if let Err(e) = client.download_artifact(digest, &dest).await {
+            for (name, svc) in &assignment.services {
+                if svc.slots.values().any(|r| r.artifact_sha256 == digest) {
+                    errors.push((name.clone(), format!("fetching the artifact: {e}")));
+                }
+            }
+        }
+    }
+    errors
+}
+
+async fn run(
+    config: AgentConfig,
+    mut reconciler: Reconciler,
+    status: watch::Sender<AgentStatus>,
+    mut stop: oneshot::Receiver<()>,
+) -> Reconciler {
+    let layout = Layout::new(&config.root);
+    let client = config.client.clone();
+    let mut attempt = 0u32;
+    let mut poll_timeout = Duration::from_secs(30);
+    let mut pending = register(client.clone(), config.name.clone());
+    let mut route_tick = tokio::time::interval(config.route_tick);
+    route_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut report_tick = tokio::time::interval(config.report_interval);
+    report_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let publish = |f: &dyn Fn(&mut AgentStatus)| {
+        status.send_modify(|s| f(s));
+        keep_status(&config.root, &status.borrow());
+    };
+    let fail = |e: &ClientError, attempt: &mut u32| -> Pending {
+        let msg = e.to_string();
+        publish(&|s| {
+            s.connected = false;
+            s.last_error = Some(msg.clone());
+        });
+        let delay = config.backoff.delay(*attempt, random_u64());
+        *attempt = attempt.saturating_add(1);
+        retry_after(delay)
+    };
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = route_tick.tick() => {
+                reconciler.route();
+            }
+            _ = report_tick.tick(), if status.borrow().connected => {
+                let report = reconciler.report();
+                match client.report(&report).await {
+                    Ok(()) => status.send_modify(|s| s.reports += 1),
+                    Err(e) => {
+                        // The poll in flight notices the outage too and reconnects.
+                        let msg = e.to_string();
+                        status.send_modify(|s| s.last_error = Some(msg));
+                    }
+                }
+            }
+            step = &mut pending => {
+                pending = match step {
+                    Step::Retry => register(client.clone(), config.name.clone()),
+                    Step::Registered(Ok(registered)) => {
+                        attempt = 0;
+                        poll_timeout = registered.poll_timeout;
+                        publish(&|s| {
+                            s.connected = true;
+                            s.registrations += 1;
+                            s.last_contact = Some(Utc::now());
+                        });
+                        // Tell the control plane at once what runs here (also after a reconnect).
+                        let report = reconciler.report();
+                        let sent = client.report(&report).await;
+                        match sent {
+                            Ok(()) => {
+                                status.send_modify(|s| s.reports += 1);
+                                poll(client.clone(), reconciler.generation(), poll_timeout)
+                            }
+                            Err(e) => fail(&e, &mut attempt),
+                        }
+                    }
+                    Step::Registered(Err(e)) | Step::Polled(Err(e)) => fail(&e, &mut attempt),
+                    Step::Polled(Ok(assignment)) => {
+                        attempt = 0;
+                        // Generation 0: the control plane holds no assignment for this host (a
+                        // new store, say); keep running what runs rather than stop everything.
+                        let changed = assignment.generation != 0
+                            && assignment.generation != reconciler.generation();
+                        if changed {
+                            let fetch = fetch_artifacts(&client, &layout, &assignment).await;
+                            let mut errors: Vec<String> =
+                                fetch.iter().map(|(svc, e)| format!("{svc}: {e}")).collect();
+                            errors.extend(reconciler.apply(assignment).await);
+                            let generation = reconciler.generation();
+                            publish(&|s| {
+                                s.generation = generation;
+                                s.apply_errors.clone_from(&errors);
+                            });
+                            let mut report = reconciler.report();
+                            add_fetch_errors(&mut report, &fetch);
+                            match client.report(&report).await {
+                                Ok(()) => status.send_modify(|s| s.reports += 1),
+                                Err(e) => {
+                                    let msg = e.to_string();
+                                    status.send_modify(|s| s.last_error = Some(msg));
+                                }
+                            }
+                        }
+                        publish(&|s| {
+                            s.connected = true;
+                            s.last_contact = Some(Utc::now());
+                        });
+                        poll(client.clone(), reconciler.generation(), poll_timeout)
+                    }
+                };
+            }
+        }
+    }
+    publish(&|s| s.connected = false);
+    reconciler
+}
+
+/// The reconciler only sees a missing artifact file; the report says why it is missing.
+fn add_fetch_errors(report: &mut crate::protocol::Report, errors: &[(String, String)]) {
+    for (name, e) in errors {
+        if let Some(svc) = report.services.get_mut(name)
+            && !svc.errors.contains(e)
+        {
+            svc.errors.push(e.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_caps_and_jitters_within_the_upper_half() {
+        let b = Backoff {
+            base: Duration::from_millis(100),
+            max: Duration::from_secs(2),
+        };
+        for (attempt, full_ms) in [(0, 100), (1, 200), (3, 800), (10, 2000), (60, 2000)] {
+            let full = Duration::from_millis(full_ms);
+            for random in [0, 1, 12_345, u64::MAX] {
+                let d = b.delay(attempt, random);
+                assert!(d >= full / 2 && d <= full, "{attempt} {random} {d:?}");
+            }
+        }
+        assert_ne!(b.delay(5, 1), b.delay(5, 777_777));
+    }
+}

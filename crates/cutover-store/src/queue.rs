@@ -1,0 +1,513 @@
+//! The durable priority queue in the store: records and the SQL both backends share.
+//!
+//! Order, aging, retries and superseding follow [`cutover_core::queue`] (read its docs for the
+//! rank and the no-starvation bound): a job's `rank_us` is computed when it becomes runnable and
+//! claims take the runnable job with the lowest rank (index `jobs_claim`), skipping jobs whose
+//! concurrency group already has a running job. A partial unique index (`jobs_group_running`)
+//! makes "one running job per group" a database invariant, so two workers racing for the same
+//! group cannot both win: the loser's claim fails on the index and it claims again.
+//!
+//! Claims take the write transaction (`BEGIN IMMEDIATE` on SQLite; on PostgreSQL the candidate
+//! row is taken with `FOR UPDATE SKIP LOCKED`, so concurrent workers pass over each other's
+//! candidates instead of waiting). PostgreSQL enqueues send `NOTIFY cutover_jobs` (delivered at
+//! commit) and [`crate::Store::wait_for_work`] listens for it; on SQLite other processes are
+//! noticed by polling (the wait's timeout), this process's enqueues wake waiters at once.
+//!
+//! A claim's commit need not be durable: lost in a crash, the job is simply still queued (or,
+//! if the worker ran it meanwhile, it is reclaimed after its lease). PostgreSQL therefore commits
+//! claims with `synchronous_commit = off`, saving a WAL flush per job.
+//!
+//! Audit: enqueue (with the ids it superseded), cancel, bump, completion, final failure and the
+//! reclaim of a job whose lease expired are each recorded in the same transaction as the change.
+//! Claims, heartbeats and the re-queueing of a failed attempt for a retry are not audited: they
+//! are the queue's own bookkeeping, frequent, and the next audited event of the job tells the
+//! outcome (its payload carries the attempt count and the last error).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use cutover_core::queue::{JobClass, JobState, QueuePolicy};
+
+use crate::Timestamp;
+
+/// A job to enqueue with [`crate::Store::enqueue_job`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnqueueJob {
+    pub class: JobClass,
+    /// Within the class; higher runs first; clamped to ±[`cutover_core::queue::PRIORITY_MAX`].
+    pub priority: i64,
+    /// The handler that runs it (e.g. `check`).
+    pub kind: String,
+    pub payload: Value,
+    /// Queued jobs with the same key are cancelled by this one.
+    pub supersede_key: Option<String>,
+    /// At most one job of the group runs at a time.
+    pub concurrency_group: Option<String>,
+    /// The release the result belongs to, when there is one.
+    pub release_version: Option<String>,
+    /// Attempts before it fails for good (at least 1).
+    pub max_attempts: i64,
+    /// Not claimed before this time.
+    pub run_at: Timestamp,
+}
+
+impl EnqueueJob {
+    /// A job of `class` and `kind`, priority 0, 3 attempts, runnable now.
+    pub fn new(class: JobClass, kind: impl Into<String>, payload: Value) -> EnqueueJob {
+        EnqueueJob {
+            class,
+            priority: 0,
+            kind: kind.into(),
+            payload,
+            supersede_key: None,
+            concurrency_group: None,
+            release_version: None,
+            max_attempts: 3,
+            run_at: chrono::Utc::now(),
+        }
+    }
+}
+
+/// What [`crate::Store::enqueue_job`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enqueued {
+    pub id: i64,
+    /// The queued jobs with the same supersede key that it cancelled.
+    pub superseded: Vec<i64>,
+}
+
+/// Which jobs to list (by id, newest first).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobFilter {
+    pub state: Option<JobState>,
+    pub kind: Option<String>,
+    pub release_version: Option<String>,
+    /// Only jobs with an id in this list (empty: all).
+    pub ids: Vec<i64>,
+    pub limit: Option<i64>,
+}
+
+/// The SQL of the queue, expanded inside `sql::impl_store!` (it uses that module's helpers:
+/// `col`, `job_of`, `append_in_tx`, and the backend's `begin_write`, `lock_key`,
+/// `CLAIM_FROM`, `CLAIM_LOCK`, `relax_commit`, `notify_jobs`).
+macro_rules! queue_fns {
+    ($store:ty) => {
+        use cutover_core::queue::{AfterFailure, after_failure};
+        use $crate::queue::*;
+
+        fn job_state_err(id: i64, expected: &str, found: &str) -> StoreError {
+            StoreError::Conflict {
+                what: format!("job {id} is {found}, not {expected}"),
+            }
+        }
+
+        async fn job_in_tx(tx: &mut Tx, id: i64) -> Result<Job, StoreError> {
+            let row = sqlx::query("SELECT * FROM jobs WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(read_err("reading a job"))?;
+            match row {
+                Some(r) => job_of(&r),
+                None => Err(StoreError::NotFound { what: format!("job {id}") }),
+            }
+        }
+
+        fn job_audit(actor: &str, action: &str, job: &Job, extra: serde_json::Value) -> Audit {
+            let mut payload = serde_json::json!({
+                "class": job.class,
+                "priority": job.priority,
+                "kind": job.kind,
+                "state": job.state,
+                "attempts": job.attempts,
+            });
+            if let (Some(map), serde_json::Value::Object(extra)) = (payload.as_object_mut(), extra) {
+                map.extend(extra);
+            }
+            Audit::new(actor, action, format!("job/{}", job.id), payload)
+        }
+
+        pub(crate) async fn q_enqueue(
+            store: &$store,
+            job: &EnqueueJob,
+            policy: &QueuePolicy,
+            actor: &str,
+        ) -> Result<Enqueued, StoreError> {
+            if job.max_attempts < 1 {
+                return Err(StoreError::Conflict {
+                    what: format!("job {}: max_attempts must be at least 1, got {}", job.kind, job.max_attempts),
+                });
+            }
+            let now = Utc::now();
+            let mut tx = store.begin_write().await?;
+            let mut superseded = Vec::new();
+            if let Some(key) = &job.supersede_key {
+                <$store>::lock_key(&mut tx, &format!("supersede:{key}")).await?;
+                let rows = sqlx::query(
+                    "UPDATE jobs SET state = 'cancelled', finished_us = $2, \
+                     last_error = 'superseded by a newer job' \
+                     WHERE supersede_key = $1 AND state = 'queued' RETURNING id",
+                )
+                .bind(key)
+                .bind(us(&now))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(write_err(format!("superseding jobs with key {key}")))?;
+                for r in &rows {
+                    superseded.push(col::<i64>(r, "id")?);
+                }
+                superseded.sort_unstable();
+            }
+            let rank = policy.aging.rank_us(job.class, job.priority, us(&job.run_at));
+            let row = sqlx::query(
+                "INSERT INTO jobs (class, priority, kind, payload, state, supersede_key, concurrency_group, \
+                 attempts, run_at_us, created_us, rank_us, max_attempts, release_version) \
+                 VALUES ($1, $2, $3, $4, 'queued', $5, $6, 0, $7, $8, $9, $10, $11) RETURNING *",
+            )
+            .bind(job.class.as_str())
+            .bind(cutover_core::queue::clamp_priority(job.priority))
+            .bind(&job.kind)
+            .bind(js(&job.payload))
+            .bind(&job.supersede_key)
+            .bind(&job.concurrency_group)
+            .bind(us(&job.run_at))
+            .bind(us(&now))
+            .bind(rank)
+            .bind(job.max_attempts)
+            .bind(&job.release_version)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(write_err(format!("job {}", job.kind)))?;
+            let inserted = job_of(&row)?;
+            let audit = job_audit(
+                actor,
+                "job.enqueue",
+                &inserted,
+                serde_json::json!({
+                    "supersede_key": job.supersede_key,
+                    "concurrency_group": job.concurrency_group,
+                    "release": job.release_version,
+                    "superseded": superseded,
+                }),
+            );
+            append_in_tx(&mut tx, &audit).await?;
+            <$store>::notify_jobs(&mut tx).await?;
+            tx.commit().await.map_err(read_err("committing an enqueue"))?;
+            store.wake_local();
+            Ok(Enqueued { id: inserted.id, superseded })
+        }
+
+        pub(crate) async fn q_claim(
+            store: &$store,
+            worker: &str,
+            now: Timestamp,
+            lease: std::time::Duration,
+        ) -> Result<Option<Job>, StoreError> {
+            let lease_until = us(&now).saturating_add(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX));
+            let select = format!(
+                "SELECT id FROM {} WHERE state = 'queued' AND run_at_us <= $1 \
+                 AND (concurrency_group IS NULL OR NOT EXISTS (SELECT 1 FROM jobs r \
+                 WHERE r.state = 'running' AND r.concurrency_group = j.concurrency_group)) \
+                 ORDER BY rank_us, id LIMIT 1 {}",
+                <$store>::CLAIM_FROM,
+                <$store>::CLAIM_LOCK
+            );
+            // A lost race for a concurrency group fails on `jobs_group_running`; claim again.
+            for _ in 0..8 {
+                let mut tx = store.begin_write().await?;
+                <$store>::relax_commit(&mut tx).await?;
+                let Some(row) = sqlx::query(&select)
+                    .bind(us(&now))
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(read_err("choosing the next job"))?
+                else {
+                    return Ok(None);
+                };
+                let id: i64 = col(&row, "id")?;
+                let claimed = sqlx::query(
+                    "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = $2, \
+                     lease_until_us = $3, started_us = $4 WHERE id = $1 AND state = 'queued' RETURNING *",
+                )
+                .bind(id)
+                .bind(worker)
+                .bind(lease_until)
+                .bind(us(&now))
+                .fetch_optional(&mut *tx)
+                .await;
+                match claimed {
+                    Ok(Some(row)) => {
+                        let job = job_of(&row)?;
+                        tx.commit().await.map_err(read_err("committing a claim"))?;
+                        return Ok(Some(job));
+                    }
+                    Ok(None) => continue,
+                    Err(sqlx::Error::Database(db)) if db.kind() == sqlx::error::ErrorKind::UniqueViolation => {
+                        drop(tx);
+                        continue;
+                    }
+                    Err(e) => return Err(read_err("claiming a job")(e)),
+                }
+            }
+            Ok(None)
+        }
+
+        pub(crate) async fn q_heartbeat(
+            store: &$store,
+            id: i64,
+            worker: &str,
+            lease_until: Timestamp,
+        ) -> Result<bool, StoreError> {
+            let done = sqlx::query(
+                "UPDATE jobs SET lease_until_us = $3 WHERE id = $1 AND state = 'running' AND lease_owner = $2",
+            )
+            .bind(id)
+            .bind(worker)
+            .bind(us(&lease_until))
+            .execute(&store.pool)
+            .await
+            .map_err(read_err("extending a job's lease"))?;
+            Ok(done.rows_affected() > 0)
+        }
+
+        async fn running_job(tx: &mut Tx, id: i64, worker: &str) -> Result<Job, StoreError> {
+            let job = job_in_tx(tx, id).await?;
+            if job.state != "running" || job.lease_owner.as_deref() != Some(worker) {
+                return Err(StoreError::Conflict {
+                    what: format!(
+                        "job {id} is not running under worker {worker} (state {}, lease owner {}); \
+                         its lease may have expired and the job been reclaimed",
+                        job.state,
+                        job.lease_owner.as_deref().unwrap_or("none")
+                    ),
+                });
+            }
+            Ok(job)
+        }
+
+        pub(crate) async fn q_complete(
+            store: &$store,
+            id: i64,
+            worker: &str,
+            result: &serde_json::Value,
+            actor: &str,
+        ) -> Result<Job, StoreError> {
+            let now = Utc::now();
+            let mut tx = store.begin_write().await?;
+            running_job(&mut tx, id, worker).await?;
+            let row = sqlx::query(
+                "UPDATE jobs SET state = 'succeeded', result = $2, finished_us = $3, lease_owner = NULL, \
+                 lease_until_us = NULL WHERE id = $1 RETURNING *",
+            )
+            .bind(id)
+            .bind(js(result))
+            .bind(us(&now))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(write_err(format!("job {id}")))?;
+            let job = job_of(&row)?;
+            append_in_tx(&mut tx, &job_audit(actor, "job.complete", &job, serde_json::json!({"worker": worker}))).await?;
+            tx.commit().await.map_err(read_err("committing a completion"))?;
+            Ok(job)
+        }
+
+        /// Requeues (`Retry`) or fails `job` for good; the caller holds the transaction.
+        #[allow(clippy::too_many_arguments)]
+        async fn fail_in_tx(
+            tx: &mut Tx,
+            job: &Job,
+            error: &str,
+            result: Option<&serde_json::Value>,
+            retry: bool,
+            now: Timestamp,
+            policy: &QueuePolicy,
+            actor: &str,
+            action_extra: serde_json::Value,
+        ) -> Result<Job, StoreError> {
+            let class = JobClass::parse(&job.class).unwrap_or(JobClass::Normal);
+            let after = if retry {
+                after_failure(&policy.backoff, job.id, job.attempts, job.max_attempts)
+            } else {
+                AfterFailure::GiveUp
+            };
+            let row = match after {
+                AfterFailure::Retry(delay) => {
+                    let run_at = us(&now).saturating_add(i64::try_from(delay.as_micros()).unwrap_or(i64::MAX));
+                    sqlx::query(
+                        "UPDATE jobs SET state = 'queued', run_at_us = $2, rank_us = $3, last_error = $4, \
+                         result = $5, lease_owner = NULL, lease_until_us = NULL WHERE id = $1 RETURNING *",
+                    )
+                    .bind(job.id)
+                    .bind(run_at)
+                    .bind(policy.aging.rank_us(class, job.priority, run_at))
+                    .bind(error)
+                    .bind(result.map(js))
+                    .fetch_one(&mut **tx)
+                    .await
+                    .map_err(write_err(format!("job {}", job.id)))?
+                }
+                AfterFailure::GiveUp => {
+                    let row = sqlx::query(
+                        "UPDATE jobs SET state = 'failed', finished_us = $2, last_error = $3, result = $4, \
+                         lease_owner = NULL, lease_until_us = NULL WHERE id = $1 RETURNING *",
+                    )
+                    .bind(job.id)
+                    .bind(us(&now))
+                    .bind(error)
+                    .bind(result.map(js))
+                    .fetch_one(&mut **tx)
+                    .await
+                    .map_err(write_err(format!("job {}", job.id)))?;
+                    let failed = job_of(&row)?;
+                    let mut extra = serde_json::json!({"error": error});
+                    if let (Some(m), serde_json::Value::Object(more)) = (extra.as_object_mut(), action_extra) {
+                        m.extend(more);
+                    }
+                    append_in_tx(tx, &job_audit(actor, "job.fail", &failed, extra)).await?;
+                    return Ok(failed);
+                }
+            };
+            job_of(&row)
+        }
+
+        #[allow(clippy::too_many_arguments)]
+        pub(crate) async fn q_fail(
+            store: &$store,
+            id: i64,
+            worker: &str,
+            error: &str,
+            result: Option<&serde_json::Value>,
+            retry: bool,
+            policy: &QueuePolicy,
+            actor: &str,
+        ) -> Result<Job, StoreError> {
+            let now = Utc::now();
+            let mut tx = store.begin_write().await?;
+            let job = running_job(&mut tx, id, worker).await?;
+            let job = fail_in_tx(&mut tx, &job, error, result, retry, now, policy, actor, serde_json::json!({"worker": worker})).await?;
+            tx.commit().await.map_err(read_err("committing a failure"))?;
+            Ok(job)
+        }
+
+        pub(crate) async fn q_reclaim(
+            store: &$store,
+            now: Timestamp,
+            policy: &QueuePolicy,
+            actor: &str,
+        ) -> Result<Vec<Job>, StoreError> {
+            let mut tx = store.begin_write().await?;
+            let select = format!(
+                "SELECT id FROM jobs WHERE state = 'running' AND lease_until_us < $1 ORDER BY id {}",
+                <$store>::CLAIM_LOCK
+            );
+            let ids: Vec<i64> = sqlx::query(&select)
+                .bind(us(&now))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(read_err("finding jobs whose lease expired"))?
+                .iter()
+                .map(|r| col::<i64>(r, "id"))
+                .collect::<Result<_, _>>()?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                let job = job_in_tx(&mut tx, id).await?;
+                let owner = job.lease_owner.clone().unwrap_or_default();
+                let until = job.lease_until.map(|t| cutover_core::audit::format_at(&t)).unwrap_or_default();
+                let error = format!("lease of worker {owner} expired at {until} (the worker stopped or died)");
+                let after = fail_in_tx(&mut tx, &job, &error, None, true, now, policy, actor, serde_json::json!({"worker": owner})).await?;
+                if after.state == "queued" {
+                    let audit = job_audit(
+                        actor,
+                        "job.reclaim",
+                        &after,
+                        serde_json::json!({"worker": owner, "error": error, "retry_at": cutover_core::audit::format_at(&after.run_at)}),
+                    );
+                    append_in_tx(&mut tx, &audit).await?;
+                }
+                out.push(after);
+            }
+            tx.commit().await.map_err(read_err("committing a reclaim"))?;
+            if !out.is_empty() {
+                store.wake_local();
+            }
+            Ok(out)
+        }
+
+        pub(crate) async fn q_cancel(store: &$store, id: i64, actor: &str, reason: &str) -> Result<Job, StoreError> {
+            let now = Utc::now();
+            let mut tx = store.begin_write().await?;
+            let job = job_in_tx(&mut tx, id).await?;
+            if job.state != "queued" {
+                return Err(job_state_err(id, "queued (only queued jobs can be cancelled)", &job.state));
+            }
+            let row = sqlx::query(
+                "UPDATE jobs SET state = 'cancelled', finished_us = $2, last_error = $3 WHERE id = $1 RETURNING *",
+            )
+            .bind(id)
+            .bind(us(&now))
+            .bind(reason)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(write_err(format!("job {id}")))?;
+            let job = job_of(&row)?;
+            append_in_tx(&mut tx, &job_audit(actor, "job.cancel", &job, serde_json::json!({"reason": reason}))).await?;
+            tx.commit().await.map_err(read_err("committing a cancel"))?;
+            Ok(job)
+        }
+
+        pub(crate) async fn q_bump(
+            store: &$store,
+            id: i64,
+            priority: i64,
+            policy: &QueuePolicy,
+            actor: &str,
+        ) -> Result<Job, StoreError> {
+            let mut tx = store.begin_write().await?;
+            let job = job_in_tx(&mut tx, id).await?;
+            if job.state != "queued" {
+                return Err(job_state_err(id, "queued (only queued jobs can be re-prioritized)", &job.state));
+            }
+            let class = JobClass::parse(&job.class).ok_or_else(|| StoreError::Corrupt {
+                what: format!("job {id}: class `{}`", job.class),
+            })?;
+            let priority = cutover_core::queue::clamp_priority(priority);
+            let row = sqlx::query("UPDATE jobs SET priority = $2, rank_us = $3 WHERE id = $1 RETURNING *")
+                .bind(id)
+                .bind(priority)
+                .bind(policy.aging.rank_us(class, priority, us(&job.run_at)))
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(write_err(format!("job {id}")))?;
+            let bumped = job_of(&row)?;
+            append_in_tx(&mut tx, &job_audit(actor, "job.bump", &bumped, serde_json::json!({"from": job.priority}))).await?;
+            tx.commit().await.map_err(read_err("committing a bump"))?;
+            Ok(bumped)
+        }
+
+        pub(crate) async fn q_list(store: &$store, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
+            let ids = if filter.ids.is_empty() {
+                None
+            } else {
+                Some(serde_json::to_string(&filter.ids).map_err(|e| StoreError::Corrupt { what: e.to_string() })?)
+            };
+            let sql = format!(
+                "SELECT * FROM jobs WHERE ($1 IS NULL OR state = $1) AND ($2 IS NULL OR kind = $2) \
+                 AND ($3 IS NULL OR release_version = $3) AND ($4 IS NULL OR id IN ({})) ORDER BY id DESC LIMIT $5",
+                <$store>::JSON_IDS
+            );
+            sqlx::query(&sql)
+                .bind(filter.state.map(|s| s.as_str()))
+                .bind(filter.kind.as_deref())
+                .bind(filter.release_version.as_deref())
+                .bind(ids)
+                .bind(filter.limit.unwrap_or(i64::MAX))
+                .fetch_all(&store.pool)
+                .await
+                .map_err(read_err("listing jobs"))?
+                .iter()
+                .map(job_of)
+                .collect()
+        }
+    };
+}
+pub(crate) use queue_fns;

@@ -1,0 +1,166 @@
+//! `cutover hotfix start [--from TAG]`: a `hotfix/<next patch>` branch at the release that is live
+//! in production (from the deployment records, or `--from`), checked out.
+//! `cutover hotfix finish`: the patch release from that branch, refusing features and breaking
+//! changes, recorded as `kind = hotfix` (its jobs go first); prints the commits to bring back.
+
+use super::plan::{Selection, optional_config, release_options};
+use super::release::{record_and_report, settings, ship_error};
+use crate::cli::{HotfixArgs, HotfixCommand};
+use crate::context::{Ctx, STATE_DIR};
+use crate::error::{CliError, Result};
+use cutover_core::tag::TagFormat;
+
+pub fn run(ctx: &Ctx<'_>, args: &HotfixArgs) -> Result<()> {
+    match &args.command {
+        HotfixCommand::Start { from } => start(ctx, from.as_deref()),
+        HotfixCommand::Finish {
+            dry_run,
+            push,
+            remote,
+        } => finish(ctx, *dry_run, push.then(|| remote.clone())),
+    }
+}
+
+fn git_error(e: &cutover_git::write::WriteError) -> CliError {
+    CliError::failed(e.to_string())
+}
+
+fn tag_format(ctx: &Ctx<'_>) -> Result<TagFormat> {
+    let config = optional_config(ctx)?;
+    let format = config.map_or_else(|| "v{version}".to_owned(), |c| c.project.tag_format);
+    TagFormat::new(&format).map_err(|e| CliError::usage(e.to_string()))
+}
+
+fn start(ctx: &Ctx<'_>, from: Option<&str>) -> Result<()> {
+    let root = ctx.project_root()?;
+    let format = tag_format(ctx)?;
+    let from = match from {
+        Some(tag) => tag.to_owned(),
+        None => live_in_production(ctx, &format)?,
+    };
+    let version = format
+        .parse(&from)
+        .map_err(|e| CliError::usage(e.to_string()))?
+        .ok_or_else(|| {
+            CliError::usage(format!(
+                "`{from}` is not a release tag of format `{format}`"
+            ))
+            .with_hint("give the tag of the release to fix, e.g. --from v1.2.3")
+        })?;
+    let repo = cutover_git::Repo::open(&root).map_err(|e| CliError::usage(e.to_string()))?;
+    let tag_commit = repo
+        .resolve(&from)
+        .map_err(|e| CliError::usage(e.to_string()))?;
+    let dirty: Vec<String> = cutover_git::write::dirty_paths(&root)
+        .map_err(|e| git_error(&e))?
+        .into_iter()
+        .filter(|p| !p.starts_with(&format!("{STATE_DIR}/")))
+        .collect();
+    if !dirty.is_empty() {
+        return Err(CliError::usage(format!(
+            "the work tree has uncommitted changes: {}",
+            dirty.join(", ")
+        ))
+        .with_hint("commit or stash them before switching to a hotfix branch"));
+    }
+    let next = semver::Version::new(version.major, version.minor, version.patch + 1);
+    let branch = format!("hotfix/{next}");
+    cutover_git::write::create_branch(&root, &branch, &tag_commit.to_string())
+        .map_err(|e| git_error(&e))?;
+    if ctx.global.json {
+        ctx.ui.print_json(&serde_json::json!({
+            "branch": branch, "from": from, "version": next.to_string(),
+        }));
+    } else {
+        ctx.ui.status("Switched", format!("to {branch} at {from}"));
+        ctx.ui.println(format!(
+            "commit the fix here, then run `cutover hotfix finish` to release {next}"
+        ));
+    }
+    Ok(())
+}
+
+/// The tag of the release the newest finished production deployment put live.
+fn live_in_production(ctx: &Ctx<'_>, format: &TagFormat) -> Result<String> {
+    let no_record = || {
+        CliError::usage("no deployment to production is recorded, so the live release is unknown")
+            .with_hint("name the release to fix: `cutover hotfix start --from v1.2.3`")
+    };
+    let store = ctx.store()?;
+    let deployments = ctx
+        .block_on(store.list_deployments(&cutover_store::DeploymentFilter {
+            environment: Some("production".to_owned()),
+            unfinished_only: false,
+            limit: Some(20),
+        }))
+        .map_err(crate::context::store_error)?;
+    let live = deployments
+        .iter()
+        .find(|d| d.finished_at.is_some() && d.state == "live")
+        .ok_or_else(no_record)?;
+    let version = semver::Version::parse(&live.release_version).map_err(|_| no_record())?;
+    Ok(format.format(&version))
+}
+
+fn finish(ctx: &Ctx<'_>, dry_run: bool, push: Option<String>) -> Result<()> {
+    let root = ctx.project_root()?;
+    let config = optional_config(ctx)?;
+    let repo = cutover_git::Repo::open(&root).map_err(|e| CliError::usage(e.to_string()))?;
+    let head = repo.head().map_err(|e| CliError::usage(e.to_string()))?;
+    let target = head
+        .branch
+        .as_deref()
+        .and_then(|b| b.strip_prefix("hotfix/"))
+        .and_then(|v| semver::Version::parse(v).ok())
+        .ok_or_else(|| {
+            CliError::usage(format!(
+                "not on a hotfix branch (HEAD is {})",
+                head.branch.as_deref().unwrap_or("detached")
+            ))
+            .with_hint("start one with `cutover hotfix start --from TAG`")
+        })?;
+    let format = tag_format(ctx)?;
+    let releases = repo
+        .releases(&format)
+        .map_err(|e| CliError::usage(e.to_string()))?;
+    let base = releases
+        .iter()
+        .rev()
+        .find(|r| r.version.pre.is_empty() && r.version < target)
+        .ok_or_else(|| {
+            CliError::usage(format!(
+                "no final release below {target} to base the hotfix on"
+            ))
+        })?;
+    let target_text = target.to_string();
+    let mut options = release_options(
+        &root,
+        config.as_ref(),
+        &Selection {
+            version: Some(&target_text),
+            ..Selection::default()
+        },
+    )?;
+    options.base = Some(base.tag.clone());
+    let settings = settings(&root, config.as_ref(), options, dry_run, push, true);
+    let released = cutover_release::ship::release(&root, &settings).map_err(|e| ship_error(&e))?;
+    record_and_report(ctx, &released, dry_run, cutover_store::ReleaseKind::Hotfix)?;
+    if !ctx.global.json {
+        let mut ids: Vec<String> = released
+            .planned
+            .plan
+            .changes
+            .iter()
+            .rev()
+            .map(|c| c.id[..c.id.len().min(12)].to_owned())
+            .collect();
+        if let Some(c) = &released.changelog_commit {
+            ids.push(c[..c.len().min(12)].to_owned());
+        }
+        ctx.ui.println(format!(
+            "\nbring these commits back to the main branch:\n  git cherry-pick {}",
+            ids.join(" ")
+        ));
+    }
+    Ok(())
+}

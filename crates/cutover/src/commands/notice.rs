@@ -1,0 +1,229 @@
+//! `cutover notice`: the advance shipping notice of the coming release (version, date drafted,
+//! expected deployment, changes with breaking ones first and their migration notes, early access,
+//! slots for the BOM diff and new vulnerabilities), recorded in the store with its audit event.
+//! `--send` delivers it; until the notification channels exist that means a file under
+//! `.cutover/notices/`, marked sent in the store.
+
+use super::plan::{Selection, optional_config, release_error, release_options};
+use crate::cli::{NoticeArgs, NoticeFormatArg};
+use crate::context::{Ctx, STATE_DIR, store_error};
+use crate::error::{CliError, Result};
+use chrono::{DateTime, SecondsFormat, Utc};
+use cutover_notes::RenderOptions;
+use cutover_notes::notice::{Notice, NoticeFormat};
+
+pub fn run(ctx: &Ctx<'_>, args: &NoticeArgs) -> Result<()> {
+    let root = ctx.project_root()?;
+    let config = optional_config(ctx)?;
+    let options = release_options(
+        &root,
+        config.as_ref(),
+        &Selection {
+            pre: args.pre.as_deref(),
+            version: args.version.as_deref(),
+            ..Selection::default()
+        },
+    )?;
+    let planned = cutover_release::plan(&root, &options).map_err(|e| release_error(&e))?;
+    for warning in &planned.warnings {
+        ctx.ui.warn(warning);
+    }
+    if planned.plan.next.bump == cutover_core::version::BumpKind::None {
+        return Err(CliError::usage(format!(
+            "nothing to announce: no releasable change since {}",
+            planned.plan.current.as_ref().map_or("the start", |c| c.tag.as_str())
+        ))
+        .with_hint("only feat, fix, perf, reverts and breaking changes make a release; `--version V` forces one"));
+    }
+
+    // SOURCE_DATE_EPOCH pins the drafting time too, so a notice can be reproduced byte for byte.
+    let now: DateTime<Utc> = options
+        .source_date_epoch
+        .and_then(|s| DateTime::from_timestamp(s, 0))
+        .unwrap_or_else(Utc::now);
+    // Without --eta: the first moment production's freeze windows allow (now, if none applies).
+    let eta = match &args.eta {
+        Some(text) => Some(parse_eta(text)?),
+        None => config
+            .as_ref()
+            .and_then(|c| c.environments.get("production"))
+            .and_then(|prod| next_deploy_window(&prod.freeze, now))
+            .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)),
+    };
+    let name = config.as_ref().map_or_else(
+        || {
+            root.file_name().map_or_else(
+                || "project".to_owned(),
+                |n| n.to_string_lossy().into_owned(),
+            )
+        },
+        |c| c.project.name.clone(),
+    );
+    let early_access = config.as_ref().and_then(|c| {
+        c.environments
+            .iter()
+            .filter(|(env, _)| env.as_str() != "production")
+            .find_map(|(_, e)| e.url.clone())
+    });
+    let notice = Notice::from_plan(
+        &planned.plan,
+        &name,
+        &planned.next_tag,
+        &now.to_rfc3339_opts(SecondsFormat::Secs, true),
+        eta,
+        early_access,
+    );
+    let format = match args.format {
+        NoticeFormatArg::Markdown => NoticeFormat::Markdown,
+        NoticeFormatArg::Html => NoticeFormat::Html,
+        NoticeFormatArg::Json => NoticeFormat::Json,
+    };
+    let render = RenderOptions {
+        issue_url: options.issue_url,
+    };
+    let content = notice
+        .render(format, &render)
+        .map_err(|e| CliError::usage(e.to_string()))?;
+    let format_name = match format {
+        NoticeFormat::Markdown => "markdown",
+        NoticeFormat::Html => "html",
+        NoticeFormat::Json => "json",
+    };
+    let recipients: Vec<String> = config
+        .as_ref()
+        .and_then(|c| c.notify.as_ref())
+        .map(|n| n.recipients.clone())
+        .unwrap_or_default();
+
+    let store = ctx.store()?;
+    let version = notice.version;
+    let outcome = ctx
+        .block_on(store.apply_one(
+            cutover_store::Change::InsertNotice(cutover_store::NewNotice {
+                version: version.clone(),
+                content: content.clone(),
+                format: format_name.to_owned(),
+                recipients: recipients.clone(),
+                created_at: now,
+            }),
+            &cutover_store::Audit::new(
+                ctx.actor(),
+                "notice.created",
+                format!("release/{version}"),
+                serde_json::json!({ "version": version, "format": format_name, "recipients": recipients }),
+            ),
+        ))
+        .map_err(store_error)?;
+    let id = match outcome {
+        cutover_store::Outcome::Id(id) => id,
+        cutover_store::Outcome::Done => {
+            return Err(CliError::internal(
+                "the store did not return the notice's id",
+            ));
+        }
+    };
+
+    let mut sent_to = None;
+    if args.send {
+        let dir = root.join(STATE_DIR).join("notices");
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            CliError::internal(format!("cannot create `{}`", dir.display())).with_cause(e)
+        })?;
+        let ext = match format {
+            NoticeFormat::Markdown => "md",
+            NoticeFormat::Html => "html",
+            NoticeFormat::Json => "json",
+        };
+        let path = dir.join(format!("{version}-{id}.{ext}"));
+        std::fs::write(&path, &content).map_err(|e| {
+            CliError::internal(format!("cannot write `{}`", path.display())).with_cause(e)
+        })?;
+        ctx.block_on(store.apply_one(
+            cutover_store::Change::MarkNoticeSent { id, at: Utc::now() },
+            &cutover_store::Audit::new(
+                ctx.actor(),
+                "notice.sent",
+                format!("release/{version}"),
+                serde_json::json!({ "id": id, "channel": "file", "path": path }),
+            ),
+        ))
+        .map_err(store_error)?;
+        sent_to = Some(path);
+    }
+
+    if ctx.global.json {
+        ctx.ui.print_json(&serde_json::json!({
+            "id": id,
+            "version": version,
+            "format": format_name,
+            "content": content,
+            "recipients": recipients,
+            "sent_to": sent_to,
+        }));
+    } else {
+        ctx.ui.print(&content);
+        ctx.ui
+            .status("Recorded", format!("notice {id} for {version}"));
+        if let Some(path) = &sent_to {
+            ctx.ui.status("Sent", path.display());
+        }
+    }
+    Ok(())
+}
+
+/// The first moment at or after `now`, in quarter-hour steps over the next 60 days, that no
+/// freeze window covers; `None` when every step is frozen or a window's time zone is unknown.
+fn next_deploy_window(
+    windows: &[cutover_config::FreezeWindow],
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let zones: Vec<jiff::tz::TimeZone> = windows
+        .iter()
+        .map(|w| {
+            if w.tz.eq_ignore_ascii_case("UTC") {
+                Ok(jiff::tz::TimeZone::UTC)
+            } else {
+                jiff::tz::TimeZone::get(&w.tz)
+            }
+        })
+        .collect::<std::result::Result<_, _>>()
+        .ok()?;
+    let start = now.timestamp();
+    (0..60 * 24 * 4)
+        .map(|step| start + step * 900)
+        .find_map(|t| {
+            let at = jiff::Timestamp::from_second(t).ok()?;
+            let frozen = windows.iter().zip(&zones).any(|(window, zone)| {
+                let local = at.to_zoned(zone.clone());
+                let date = cutover_config::Date {
+                    year: u16::try_from(local.year()).unwrap_or(0),
+                    month: u8::try_from(local.month()).unwrap_or(1),
+                    day: u8::try_from(local.day()).unwrap_or(1),
+                };
+                let weekday = cutover_config::Weekday::from_index(
+                    u8::try_from(local.weekday().to_monday_zero_offset()).unwrap_or(0),
+                );
+                let minute =
+                    u16::try_from(i32::from(local.hour()) * 60 + i32::from(local.minute()))
+                        .unwrap_or(0);
+                window.contains_local(date, weekday, minute)
+            });
+            if frozen {
+                None
+            } else {
+                DateTime::from_timestamp(t, 0)
+            }
+        })
+}
+
+/// `--eta`: an RFC 3339 time or a `YYYY-MM-DD` date, kept as the user wrote it once validated.
+fn parse_eta(text: &str) -> Result<String> {
+    let text = text.trim();
+    if DateTime::parse_from_rfc3339(text).is_ok()
+        || chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok()
+    {
+        return Ok(text.to_owned());
+    }
+    Err(CliError::usage(format!("--eta `{text}` is not a date"))
+        .with_hint("write a date such as 2026-12-01 or a time such as 2026-12-01T09:00:00Z"))
+}

@@ -1,0 +1,393 @@
+//! `cargo xtask bench vulns`: in one run, import of the advisory fixtures (PyPA, Go, RustSec) and
+//! of a generated 200,000-advisory OSV `all.zip`; matching of a 5,000-component BOM against it;
+//! and, on a Cargo.lock with known-vulnerable crates, cutover against
+//! `cargo audit --no-fetch --db <advisory-db as a git repository>`: the advisory ids found by each
+//! and the ratio of times.
+//!
+//! Built in debug mode it re-runs itself in release mode. Sizes can be lowered for a quick look:
+//! `CUTOVER_BENCH_VULNS_ADVISORIES`, `CUTOVER_BENCH_VULNS_COMPONENTS`.
+
+use anyhow::{Context, Result, bail};
+use chrono::Utc;
+use cutover_vuln::db::VulnDb;
+use cutover_vuln::import;
+use cutover_vuln::matching::{PackageRef, match_packages};
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const ADVISORIES: usize = 200_000;
+const COMPONENTS: usize = 5_000;
+/// Timed repetitions (the median is reported).
+const RUNS: usize = 15;
+const ECOSYSTEMS: [&str; 8] = [
+    "npm",
+    "PyPI",
+    "Maven",
+    "Go",
+    "crates.io",
+    "RubyGems",
+    "NuGet",
+    "Packagist",
+];
+/// Package names per ecosystem that have advisories; BOM names are drawn from twice as many.
+const NAMES_PER_ECOSYSTEM: usize = 5_000;
+
+fn size(var: &str, default: usize) -> usize {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+pub fn run() -> Result<()> {
+    if cfg!(debug_assertions) {
+        return rerun_in_release();
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(bench())
+}
+
+fn rerun_in_release() -> Result<()> {
+    println!("(debug build: re-running in release mode)");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    let status = Command::new(cargo)
+        .args(["run", "--release", "--quiet", "--manifest-path"])
+        .arg(manifest)
+        .arg("--")
+        .args(std::env::args_os().skip(1))
+        .status()
+        .context("running cargo")?;
+    anyhow::ensure!(status.success(), "the release run failed: {status}");
+    Ok(())
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// A deterministic generator (no seed from the clock: every run measures the same data).
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self, n: usize) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        usize::try_from((self.0 >> 33) % n as u64).expect("fits")
+    }
+}
+
+fn package_name(eco: &str, n: usize) -> String {
+    match eco {
+        "npm" if n % 3 == 0 => format!("@scope{}/pkg-{n}", n % 17),
+        "Maven" => format!("org.example{}:artifact-{n}", n % 13),
+        "Go" => format!("github.com/example{}/module-{n}", n % 11),
+        "Packagist" => format!("vendor{}/package-{n}", n % 7),
+        _ => format!("pkg-{n}"),
+    }
+}
+
+/// Writes `count` OSV advisories as an `all.zip` export.
+fn generate_zip(path: &Path, count: usize) -> Result<()> {
+    let mut w = zip::ZipWriter::new(std::io::BufWriter::new(std::fs::File::create(path)?));
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    let mut rng = Lcg(42);
+    for i in 0..count {
+        let eco = ECOSYSTEMS[i % ECOSYSTEMS.len()];
+        let name = package_name(eco, rng.next(NAMES_PER_ECOSYSTEM));
+        let minor = rng.next(10);
+        let fix = 1 + rng.next(9);
+        let severity = if i % 2 == 0 {
+            r#""severity":[{"type":"CVSS_V3","score":"CVSS:3.1/AV:N/AC:L/PR:N/UI:R/S:U/C:H/I:L/A:N"}],"#
+        } else {
+            ""
+        };
+        let adv = format!(
+            r#"{{"schema_version":"1.7.0","id":"GEN-{i}","modified":"2026-01-01T00:00:00Z","aliases":["CVE-2099-{i}"],"summary":"generated advisory {i}",{severity}"affected":[{{"package":{{"ecosystem":"{eco}","name":"{name}"}},"ranges":[{{"type":"ECOSYSTEM","events":[{{"introduced":"1.{minor}.0"}},{{"fixed":"1.{minor}.{fix}"}}]}}],"versions":["1.{minor}.0"]}}]}}"#
+        );
+        w.start_file(format!("GEN-{i}.json"), opts)?;
+        w.write_all(adv.as_bytes())?;
+    }
+    w.finish()?;
+    Ok(())
+}
+
+fn bom(count: usize) -> Vec<PackageRef> {
+    let mut rng = Lcg(7);
+    (0..count)
+        .map(|i| {
+            let eco = ECOSYSTEMS[i % ECOSYSTEMS.len()];
+            PackageRef {
+                ecosystem: eco.into(),
+                name: package_name(eco, rng.next(2 * NAMES_PER_ECOSYSTEM)),
+                version: format!("1.{}.{}", rng.next(10), rng.next(10)),
+            }
+        })
+        .collect()
+}
+
+async fn timed_import(db: &VulnDb, path: &Path, label: &str) -> Result<Duration> {
+    let t = Instant::now();
+    let loaded = import::load(path)?;
+    let report = db
+        .import(&path.display().to_string(), loaded, Utc::now())
+        .await?;
+    let took = t.elapsed();
+    println!(
+        "  import {label:<28} {:>7} advisories, {:>3} skipped, {:>6} withdrawn  {:>10}",
+        report.read,
+        report.skipped.len(),
+        report.withdrawn,
+        ms(took)
+    );
+    Ok(took)
+}
+
+async fn bench() -> Result<()> {
+    let advisories = size("CUTOVER_BENCH_VULNS_ADVISORIES", ADVISORIES);
+    let components = size("CUTOVER_BENCH_VULNS_COMPONENTS", COMPONENTS);
+    let fixtures = crate::workspace_root().join("crates/cutover-vuln/tests/fixtures");
+    let tmp = tempfile::tempdir()?;
+
+    println!("== import (fresh database)");
+    let db = VulnDb::open(&tmp.path().join("vulns.db")).await?;
+    let mut total = Duration::ZERO;
+    for (dir, label) in [
+        ("osv/pypa", "PyPA (YAML)"),
+        ("osv/go", "Go vulndb (JSON)"),
+        ("osv/rustsec", "RustSec (Markdown+TOML)"),
+    ] {
+        total += timed_import(&db, &fixtures.join(dir), label).await?;
+    }
+    let zip_path = tmp.path().join("all.zip");
+    let t = Instant::now();
+    generate_zip(&zip_path, advisories)?;
+    println!(
+        "  (generated {advisories} advisories as all.zip in {})",
+        ms(t.elapsed())
+    );
+    total += timed_import(&db, &zip_path, "generated all.zip").await?;
+    println!("  total import time {}", ms(total));
+    let status = db.status(Utc::now()).await?;
+    println!(
+        "  database: {} live advisories, {} withdrawn, per ecosystem {:?}",
+        status.advisories, status.withdrawn, status.per_ecosystem
+    );
+
+    println!("== match a {components}-component BOM (database imported)");
+    let packages = bom(components);
+    let first = match_packages(&db, &packages).await?;
+    let mut times = Vec::new();
+    for _ in 0..RUNS {
+        let t = Instant::now();
+        let r = match_packages(&db, &packages).await?;
+        times.push(t.elapsed());
+        anyhow::ensure!(
+            r.findings.len() == first.findings.len(),
+            "match results differ between runs"
+        );
+    }
+    let affected: BTreeSet<usize> = first
+        .findings
+        .iter()
+        .flat_map(|f| f.packages.iter().copied())
+        .collect();
+    println!(
+        "  {} findings on {} of {components} components; median {} (min {}) over {RUNS} runs; target < 50 ms",
+        first.findings.len(),
+        affected.len(),
+        ms(median(times.clone())),
+        ms(*times.iter().min().expect("runs > 0"))
+    );
+    db.close().await;
+
+    println!("== Cargo.lock with known-vulnerable crates: cutover vs cargo audit");
+    compare_with_cargo_audit(&fixtures, tmp.path()).await
+}
+
+/// Advisory ids cargo-audit reports (vulnerabilities and warnings) in its JSON output.
+fn cargo_audit_ids(json: &serde_json::Value) -> BTreeSet<String> {
+    let mut ids = BTreeSet::new();
+    let mut collect = |list: &serde_json::Value| {
+        for item in list.as_array().into_iter().flatten() {
+            if let Some(id) = item.pointer("/advisory/id").and_then(|v| v.as_str()) {
+                ids.insert(id.to_string());
+            }
+        }
+    };
+    collect(&json["vulnerabilities"]["list"]);
+    if let Some(warnings) = json["warnings"].as_object() {
+        for list in warnings.values() {
+            collect(list);
+        }
+    }
+    ids
+}
+
+fn git(dir: &Path, args: &[&str]) -> Result<()> {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "bench")
+        .env("GIT_AUTHOR_EMAIL", "bench@example.invalid")
+        .env("GIT_COMMITTER_NAME", "bench")
+        .env("GIT_COMMITTER_EMAIL", "bench@example.invalid")
+        .env("GIT_AUTHOR_DATE", "2026-08-21T00:00:00Z")
+        .env("GIT_COMMITTER_DATE", "2026-08-21T00:00:00Z")
+        .output()
+        .with_context(|| format!("running git {args:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "git {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let dest = to.join(e.file_name());
+        if e.file_type()?.is_dir() {
+            copy_dir(&e.path(), &dest)?;
+        } else {
+            std::fs::copy(e.path(), dest)?;
+        }
+    }
+    Ok(())
+}
+
+async fn cutover_cold(rustsec: &Path, project: &Path, dbfile: &Path) -> Result<BTreeSet<String>> {
+    let _ = std::fs::remove_file(dbfile);
+    let db = VulnDb::open(dbfile).await?;
+    db.import("rustsec", import::load(rustsec)?, Utc::now())
+        .await?;
+    let ids = cutover_scan(&db, project).await?;
+    db.close().await;
+    Ok(ids)
+}
+
+async fn cutover_scan(db: &VulnDb, project: &Path) -> Result<BTreeSet<String>> {
+    let bom = cutover_bom::discover_and_parse(project);
+    let report = cutover_vuln::bomscan::scan(db, &bom).await?;
+    // Merged findings keep the other RustSec ids among their aliases.
+    Ok(report
+        .findings
+        .iter()
+        .flat_map(|f| std::iter::once(&f.finding.id).chain(f.finding.aliases.iter()))
+        .filter(|id| id.starts_with("RUSTSEC-"))
+        .cloned()
+        .collect())
+}
+
+async fn compare_with_cargo_audit(fixtures: &Path, tmp: &Path) -> Result<()> {
+    let project: PathBuf = tmp.join("project");
+    std::fs::create_dir_all(&project)?;
+    std::fs::copy(
+        fixtures.join("lockfiles/cargo-v1/Cargo.lock"),
+        project.join("Cargo.lock"),
+    )?;
+    let rustsec = fixtures.join("osv/rustsec");
+
+    // cutover, cold: import the advisory-db and scan, as a first run on a new machine would.
+    let dbfile = tmp.join("cold.db");
+    let ours = cutover_cold(&rustsec, &project, &dbfile).await?;
+    let mut cold = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        cutover_cold(&rustsec, &project, &dbfile).await?;
+        cold.push(t.elapsed());
+    }
+    // cutover, warm: the database is already imported (every later run).
+    let db = VulnDb::open(&dbfile).await?;
+    db.import("rustsec", import::load(&rustsec)?, Utc::now())
+        .await?;
+    let mut warm = Vec::new();
+    for _ in 0..RUNS {
+        let t = Instant::now();
+        let ids = cutover_scan(&db, &project).await?;
+        warm.push(t.elapsed());
+        anyhow::ensure!(ids == ours, "cutover results differ between runs");
+    }
+    db.close().await;
+    let (cold, warm) = (median(cold), median(warm));
+    println!(
+        "  cutover: {} advisories; cold (import + scan) {}, warm (scan) {}",
+        ours.len(),
+        ms(cold),
+        ms(warm)
+    );
+
+    let has_audit = Command::new("cargo")
+        .args(["audit", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_audit {
+        println!(
+            "  cargo-audit is not installed (`cargo install cargo-audit --locked`): no comparison"
+        );
+        return Ok(());
+    }
+    let repo = tmp.join("advisory-db");
+    copy_dir(&rustsec, &repo)?;
+    git(&repo, &["init", "-q", "-b", "main"])?;
+    git(&repo, &["add", "-A"])?;
+    git(&repo, &["commit", "-q", "-m", "advisory-db fixture"])?;
+    let run_audit = || -> Result<(Duration, serde_json::Value)> {
+        let t = Instant::now();
+        let out = Command::new("cargo")
+            .args(["audit", "--no-fetch", "--stale", "--json", "--db"])
+            .arg(&repo)
+            .arg("--file")
+            .arg(project.join("Cargo.lock"))
+            .output()
+            .context("running cargo audit")?;
+        let took = t.elapsed();
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).with_context(|| {
+            format!(
+                "cargo audit output is not JSON: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })?;
+        Ok((took, json))
+    };
+    let (_, json) = run_audit()?;
+    let theirs = cargo_audit_ids(&json);
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        times.push(run_audit()?.0);
+    }
+    let audit = median(times);
+    println!("  cargo audit: {} advisories; {}", theirs.len(), ms(audit));
+    let only_ours: Vec<_> = ours.difference(&theirs).collect();
+    let only_theirs: Vec<_> = theirs.difference(&ours).collect();
+    if only_ours.is_empty() && only_theirs.is_empty() {
+        println!("  advisory ids: identical ({} ids)", ours.len());
+    } else {
+        println!(
+            "  advisory ids DIFFER: only cutover {only_ours:?}; only cargo-audit {only_theirs:?}"
+        );
+    }
+    println!(
+        "  ratio cargo-audit / cutover: {:.1}x (cold), {:.1}x (warm); target >= 5x",
+        audit.as_secs_f64() / cold.as_secs_f64(),
+        audit.as_secs_f64() / warm.as_secs_f64()
+    );
+    Ok(())
+}

@@ -26,7 +26,10 @@ pub fn run(check: bool) -> anyhow::Result<u8> {
         }
     }
     if !stale.is_empty() {
-        bail!("generated files are stale: {}; run `cargo xtask codegen` and commit", stale.join(", "));
+        bail!(
+            "generated files are stale: {}; run `cargo xtask codegen` and commit",
+            stale.join(", ")
+        );
     }
     Ok(0)
 }
@@ -35,7 +38,8 @@ fn cli_reference() -> String {
     let options = clap_markdown::MarkdownOptions::new()
         .title("cutover command-line reference".to_owned())
         .show_footer(false);
-    let mut text = clap_markdown::help_markdown_command_custom(&cutover::cli::Cli::command(), &options);
+    let mut text =
+        clap_markdown::help_markdown_command_custom(&cutover::cli::Cli::command(), &options);
     if !text.ends_with('\n') {
         text.push('\n');
     }

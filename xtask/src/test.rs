@@ -38,13 +38,21 @@ pub fn run(extra: &[String]) -> anyhow::Result<u8> {
 /// `CUTOVER_TEST_PG_URL` (e.g. `cargo xtask pg -- cargo test -p cutover-store`).
 pub fn with_pg(cmd: &[String]) -> anyhow::Result<u8> {
     let Some((program, args)) = cmd.split_first() else {
-        anyhow::bail!("give a command after `--`, e.g. `cargo xtask pg -- cargo test -p cutover-store`");
+        anyhow::bail!(
+            "give a command after `--`, e.g. `cargo xtask pg -- cargo test -p cutover-store`"
+        );
     };
     let cluster = crate::pg::start().context("starting a throwaway PostgreSQL")?;
     eprintln!("xtask: PostgreSQL at {}", cluster.url);
-    let status = Command::new(program).args(args).env("CUTOVER_TEST_PG_URL", &cluster.url).status();
+    let status = Command::new(program)
+        .args(args)
+        .env("CUTOVER_TEST_PG_URL", &cluster.url)
+        .status();
     let stopped = cluster.stop();
     let status = status.with_context(|| format!("running `{program}`"))?;
     stopped.context("stopping the throwaway PostgreSQL")?;
-    Ok(status.code().and_then(|c| u8::try_from(c).ok()).unwrap_or(1))
+    Ok(status
+        .code()
+        .and_then(|c| u8::try_from(c).ok())
+        .unwrap_or(1))
 }

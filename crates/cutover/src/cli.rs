@@ -7,7 +7,9 @@ use std::path::PathBuf;
 /// cutover: plan, qualify, release and deliver software, with proof.
 #[derive(Debug, Parser)]
 #[command(name = "cutover", version, about, long_about = None, propagate_version = true)]
-#[command(after_help = "Exit codes: 0 ok, 1 the operation ran and failed, 2 bad input or configuration.")]
+#[command(
+    after_help = "Exit codes: 0 ok, 1 the operation ran and failed, 2 bad input or configuration."
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -28,7 +30,13 @@ pub struct GlobalArgs {
     pub project: Option<PathBuf>,
 
     /// cutover's own store: a PostgreSQL URL or a SQLite path (default: `.cutover/state.db`).
-    #[arg(long, global = true, env = "CUTOVER_DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "CUTOVER_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     pub database: Option<String>,
 
     /// More detail (repeat for more).

@@ -20,7 +20,11 @@ pub struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     pub fn new(ui: &'a Ui, global: GlobalArgs) -> Self {
-        Self { ui, global, runtime: std::cell::OnceCell::new() }
+        Self {
+            ui,
+            global,
+            runtime: std::cell::OnceCell::new(),
+        }
     }
 
     /// The project's git work tree: `--project DIR` (which must be one) or the one containing the
@@ -29,8 +33,11 @@ impl<'a> Ctx<'a> {
         let start = match &self.global.project {
             Some(dir) => {
                 let meta = std::fs::metadata(dir).map_err(|e| {
-                    CliError::usage(format!("project directory `{}` cannot be read", dir.display()))
-                        .with_cause(e)
+                    CliError::usage(format!(
+                        "project directory `{}` cannot be read",
+                        dir.display()
+                    ))
+                    .with_cause(e)
                 })?;
                 if !meta.is_dir() {
                     return Err(CliError::usage(format!(
@@ -40,7 +47,9 @@ impl<'a> Ctx<'a> {
                 }
                 dir.clone()
             }
-            None => std::env::current_dir().internal(|| "cannot read the current directory".into())?,
+            None => {
+                std::env::current_dir().internal(|| "cannot read the current directory".into())?
+            }
         };
         let start = std::fs::canonicalize(&start).unwrap_or(start);
         find_work_tree(&start).ok_or_else(|| {
@@ -77,7 +86,10 @@ impl<'a> Ctx<'a> {
             Some(url) if !url.trim().is_empty() => Ok(url.clone()),
             _ => Ok(format!(
                 "sqlite:{}",
-                self.project_root()?.join(STATE_DIR).join("state.db").display()
+                self.project_root()?
+                    .join(STATE_DIR)
+                    .join("state.db")
+                    .display()
             )),
         }
     }
@@ -85,7 +97,8 @@ impl<'a> Ctx<'a> {
     /// Opens cutover's store (creating and migrating it when needed).
     pub fn store(&self) -> Result<Arc<dyn cutover_store::Store>> {
         let url = self.store_url()?;
-        self.block_on(cutover_store::open(&url)).map_err(store_error)
+        self.block_on(cutover_store::open(&url))
+            .map_err(store_error)
     }
 
     /// Who is acting: `CUTOVER_ACTOR`, else the git user's email, else the OS user.
@@ -96,7 +109,10 @@ impl<'a> Ctx<'a> {
 
 /// Walks up from `start` to the directory holding `.git` (a directory, or a file for worktrees).
 pub fn find_work_tree(start: &Path) -> Option<PathBuf> {
-    start.ancestors().find(|dir| dir.join(".git").exists()).map(Path::to_path_buf)
+    start
+        .ancestors()
+        .find(|dir| dir.join(".git").exists())
+        .map(Path::to_path_buf)
 }
 
 fn resolve_actor(project: Option<&Path>) -> String {

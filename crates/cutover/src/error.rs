@@ -31,7 +31,13 @@ pub type Result<T, E = CliError> = std::result::Result<T, E>;
 
 impl CliError {
     pub fn new(kind: Kind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), causes: Vec::new(), hints: Vec::new(), json: None }
+        Self {
+            kind,
+            message: message.into(),
+            causes: Vec::new(),
+            hints: Vec::new(),
+            json: None,
+        }
     }
 
     /// Bad input or configuration (exit 2).

@@ -23,7 +23,12 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if err.use_stderr() { 2 } else { 0 });
         }
     };
-    let ui = ui::Ui::new(cli.global.json, cli.global.quiet, cli.global.verbose, cli.global.color);
+    let ui = ui::Ui::new(
+        cli.global.json,
+        cli.global.quiet,
+        cli.global.verbose,
+        cli.global.color,
+    );
     init_tracing(&cli.global);
     match commands::run(cli, &ui) {
         Ok(()) => ExitCode::SUCCESS,

@@ -40,7 +40,12 @@ impl Ui {
             // anstream's Auto honours NO_COLOR, CLICOLOR(_FORCE) and whether the stream is a tty.
             ColorMode::Auto => ColorChoice::Auto,
         };
-        Self { json, quiet, verbose, choice }
+        Self {
+            json,
+            quiet,
+            verbose,
+            choice,
+        }
     }
 
     fn stdout(&self) -> AutoStream<std::io::Stdout> {
@@ -78,7 +83,8 @@ impl Ui {
 
     /// The one JSON document of a `--json` invocation.
     pub fn print_json(&self, value: &serde_json::Value) {
-        let mut text = serde_json::to_string_pretty(value).expect("a serde_json::Value always serialises");
+        let mut text =
+            serde_json::to_string_pretty(value).expect("a serde_json::Value always serialises");
         text.push('\n');
         let _ = std::io::stdout().write_all(text.as_bytes());
     }
@@ -89,7 +95,11 @@ impl Ui {
         if self.quiet {
             return;
         }
-        let _ = writeln!(self.stderr(), "{:>12} {text}", Self::paint(GREEN.bold(), verb));
+        let _ = writeln!(
+            self.stderr(),
+            "{:>12} {text}",
+            Self::paint(GREEN.bold(), verb)
+        );
     }
 
     /// Extra detail shown with `-v`.
@@ -117,7 +127,12 @@ impl Ui {
         // their layout, as rustc's do.
         let _ = writeln!(e, "{} {}", Self::paint(RED, "error:"), err.message);
         for cause in &err.causes {
-            let _ = writeln!(e, "{} {}", Self::paint(RED.bold(), "caused by:"), indent_rest(cause, 11));
+            let _ = writeln!(
+                e,
+                "{} {}",
+                Self::paint(RED.bold(), "caused by:"),
+                indent_rest(cause, 11)
+            );
         }
         for hint in &err.hints {
             let _ = writeln!(e, "{} {}", Self::paint(CYAN, "hint:"), indent_rest(hint, 6));

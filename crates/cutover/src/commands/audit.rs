@@ -14,7 +14,11 @@ pub fn run(ctx: &Ctx<'_>, args: &AuditArgs) -> Result<()> {
 }
 
 fn list(ctx: &Ctx<'_>, args: &AuditArgs) -> Result<()> {
-    let since = args.since.as_deref().map(|s| parse_time(s, Utc::now())).transpose()?;
+    let since = args
+        .since
+        .as_deref()
+        .map(|s| parse_time(s, Utc::now()))
+        .transpose()?;
     let limit = args.limit.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
     let store = ctx.store()?;
     let filter = cutover_store::AuditFilter {
@@ -26,7 +30,9 @@ fn list(ctx: &Ctx<'_>, args: &AuditArgs) -> Result<()> {
         limit,
         ..Default::default()
     };
-    let mut events = ctx.block_on(store.list_audit(&filter)).map_err(store_error)?;
+    let mut events = ctx
+        .block_on(store.list_audit(&filter))
+        .map_err(store_error)?;
     if filter.descending {
         events.reverse();
     }

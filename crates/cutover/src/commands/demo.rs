@@ -15,15 +15,39 @@ use std::process::Command;
 /// The sample history: (file, content, commit message). Dates are fixed so the demo's notes and
 /// hashes are the same on every run.
 const HISTORY: &[(&str, &str, &str)] = &[
-    ("README.md", "# hello\n\nA sample service released with cutover.\n", "chore: start the hello service"),
+    (
+        "README.md",
+        "# hello\n\nA sample service released with cutover.\n",
+        "chore: start the hello service",
+    ),
     ("src/greeting.txt", "hello\n", "feat: greet visitors on /"),
-    ("src/health.txt", "ok\n", "feat(api): add a /health endpoint for the router"),
-    ("src/greeting.txt", "hello, world\n", "fix: greet the whole world\n\nThe greeting forgot everyone but the first visitor.\n\nCloses #12"),
-    ("docs/ops.md", "# Operating hello\n", "docs: how to operate the service"),
+    (
+        "src/health.txt",
+        "ok\n",
+        "feat(api): add a /health endpoint for the router",
+    ),
+    (
+        "src/greeting.txt",
+        "hello, world\n",
+        "fix: greet the whole world\n\nThe greeting forgot everyone but the first visitor.\n\nCloses #12",
+    ),
+    (
+        "docs/ops.md",
+        "# Operating hello\n",
+        "docs: how to operate the service",
+    ),
     ("src/cache.txt", "lru\n", "perf: cache rendered greetings"),
-    ("src/config.txt", "port from PORT\n", "feat(config)!: read the port from PORT only\n\nBREAKING CHANGE: the --listen flag is gone; set PORT instead."),
+    (
+        "src/config.txt",
+        "port from PORT\n",
+        "feat(config)!: read the port from PORT only\n\nBREAKING CHANGE: the --listen flag is gone; set PORT instead.",
+    ),
     ("NOTES.txt", "wip\n", "Update NOTES.txt"),
-    ("package-lock.json", PACKAGE_LOCK, "build(deps): lock the front-end dependencies"),
+    (
+        "package-lock.json",
+        PACKAGE_LOCK,
+        "build(deps): lock the front-end dependencies",
+    ),
 ];
 
 /// A small real-world-shaped npm lockfile (v3) so that the bill of materials has content.
@@ -98,7 +122,11 @@ pub fn run(ctx: &Ctx<'_>, args: &DemoArgs) -> Result<()> {
     std::fs::write(dir.join("cutover.toml"), demo_config(&exe))
         .internal(|| "cannot write the demo's cutover.toml".into())?;
     git(&dir, &["add", "--all"], "2026-11-20T10:00:00Z")?;
-    git(&dir, &["commit", "-q", "-m", "chore: release with cutover"], "2026-11-20T10:00:00Z")?;
+    git(
+        &dir,
+        &["commit", "-q", "-m", "chore: release with cutover"],
+        "2026-11-20T10:00:00Z",
+    )?;
 
     step(ui, &project, &["plan"])?;
     step(ui, &project, &["notice", "--eta", "2026-12-01"])?;
@@ -119,7 +147,10 @@ pub fn run(ctx: &Ctx<'_>, args: &DemoArgs) -> Result<()> {
 
 /// Runs one real command line against the sample project, showing it first.
 fn step(ui: &Ui, project: &str, args: &[&str]) -> Result<()> {
-    ui.println(format!("\n{}", Ui::paint(BOLD, format!("$ cutover {}", args.join(" ")))));
+    ui.println(format!(
+        "\n{}",
+        Ui::paint(BOLD, format!("$ cutover {}", args.join(" ")))
+    ));
     let mut argv = vec!["cutover", "--project", project];
     if ui.quiet {
         argv.push("--quiet");
@@ -189,7 +220,9 @@ fn git(dir: &Path, args: &[&str], when: &str) -> Result<()> {
         .env("GIT_COMMITTER_DATE", when)
         .output()
         .map_err(|e| {
-            CliError::usage("the demo needs `git` on PATH").with_cause(e).with_hint("install git (Debian: apt-get install git)")
+            CliError::usage("the demo needs `git` on PATH")
+                .with_cause(e)
+                .with_hint("install git (Debian: apt-get install git)")
         })?;
     if !out.status.success() {
         return Err(CliError::internal(format!("git {} failed", args.join(" ")))
@@ -205,7 +238,8 @@ fn make_sample_repo(dir: &Path) -> Result<PathBuf> {
     for (i, (file, content, message)) in HISTORY.iter().enumerate() {
         let path = dir.join(file);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).internal(|| format!("cannot create `{}`", parent.display()))?;
+            std::fs::create_dir_all(parent)
+                .internal(|| format!("cannot create `{}`", parent.display()))?;
         }
         std::fs::write(&path, content).internal(|| format!("cannot write `{}`", path.display()))?;
         let when = format!("2026-11-{:02}T{:02}:00:00Z", 2 + i, 9 + i);

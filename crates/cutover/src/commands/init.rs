@@ -11,15 +11,18 @@ pub fn run(ctx: &Ctx<'_>, args: &InitArgs) -> Result<()> {
     let config_path = root.join(CONFIG_FILE);
     let existed = config_path.exists();
     if existed && !args.force {
-        return Err(CliError::usage(format!("`{}` already exists", config_path.display()))
-            .with_hint("keep it, or run `cutover init --force` to replace it"));
+        return Err(
+            CliError::usage(format!("`{}` already exists", config_path.display()))
+                .with_hint("keep it, or run `cutover init --force` to replace it"),
+        );
     }
 
     let detected = cutover_config::init::detect(&root);
     let text = cutover_config::init::render(&detected);
     // The template must always load: if it does not, that is our bug, and nothing is written.
-    cutover_config::load_str::<&str, &str>(&text, &config_path, &[])
-        .map_err(|e| CliError::internal("the generated cutover.toml does not load").with_cause(e))?;
+    cutover_config::load_str::<&str, &str>(&text, &config_path, &[]).map_err(|e| {
+        CliError::internal("the generated cutover.toml does not load").with_cause(e)
+    })?;
 
     let state_dir = root.join(STATE_DIR);
     std::fs::create_dir_all(&state_dir)
@@ -40,7 +43,7 @@ pub fn run(ctx: &Ctx<'_>, args: &InitArgs) -> Result<()> {
         payload,
     );
     ctx.block_on(store.append_audit(&audit))
-    .map_err(crate::context::store_error)?;
+        .map_err(crate::context::store_error)?;
 
     if ctx.global.json {
         ctx.ui.print_json(&serde_json::json!({
@@ -51,17 +54,29 @@ pub fn run(ctx: &Ctx<'_>, args: &InitArgs) -> Result<()> {
             "detected": detected_json(&detected),
         }));
     } else {
-        ctx.ui.status(if existed { "Replaced" } else { "Created" }, config_path.display());
+        ctx.ui.status(
+            if existed { "Replaced" } else { "Created" },
+            config_path.display(),
+        );
         if ignored {
-            ctx.ui.status("Ignored", format!("{STATE_DIR}/ in .gitignore"));
+            ctx.ui
+                .status("Ignored", format!("{STATE_DIR}/ in .gitignore"));
         }
-        let lockfiles =
-            detected.lockfiles.iter().map(|l| l.file_name()).collect::<Vec<_>>().join(", ");
+        let lockfiles = detected
+            .lockfiles
+            .iter()
+            .map(|l| l.file_name())
+            .collect::<Vec<_>>()
+            .join(", ");
         ctx.ui.println(format!(
             "{} {}\n  lockfiles: {}\n  next: edit {CONFIG_FILE}, then run `cutover plan`",
             Ui::paint(BOLD, "project"),
             detected.name,
-            if lockfiles.is_empty() { "none found".to_owned() } else { lockfiles },
+            if lockfiles.is_empty() {
+                "none found".to_owned()
+            } else {
+                lockfiles
+            },
         ));
     }
     Ok(())
@@ -90,11 +105,16 @@ fn ensure_ignored(root: &Path) -> Result<bool> {
     let current = match std::fs::read_to_string(&path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(CliError::internal(format!("cannot read `{}`", path.display())).with_cause(e)),
+        Err(e) => {
+            return Err(
+                CliError::internal(format!("cannot read `{}`", path.display())).with_cause(e),
+            );
+        }
     };
-    let already = current.lines().map(str::trim).any(|l| {
-        matches!(l, ".cutover" | ".cutover/" | "/.cutover" | "/.cutover/")
-    });
+    let already = current
+        .lines()
+        .map(str::trim)
+        .any(|l| matches!(l, ".cutover" | ".cutover/" | "/.cutover" | "/.cutover/"));
     if already {
         return Ok(false);
     }

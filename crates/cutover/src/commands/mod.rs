@@ -18,9 +18,9 @@ mod config;
 mod demo;
 mod hotfix;
 mod init;
-mod queue;
 mod notice;
 mod plan;
+mod queue;
 mod release;
 mod vulns;
 
@@ -47,7 +47,8 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<()> {
         Command::Check(args) => queue::check(&ctx, &args),
         Command::Worker(args) => queue::worker(&ctx, &args),
         Command::Completions(args) => completions::run(&args),
-        Command::Testapp(args) => cutover_testapp::run(args)
-            .map_err(|e| crate::error::CliError::failed("the test app stopped with an error").with_cause(e)),
+        Command::Testapp(args) => cutover_testapp::run(args).map_err(|e| {
+            crate::error::CliError::failed("the test app stopped with an error").with_cause(e)
+        }),
     }
 }

@@ -20,7 +20,11 @@ fn tamper_sqlite(p: &Project, statements: &[&str]) {
 }
 
 fn tokio_block<F: Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
 }
 
 /// Several events: init, then re-inits.
@@ -41,18 +45,37 @@ fn an_intact_chain_verifies() {
     let p = project_with_events(&[]);
     let run = p.cutover(&["--json", "audit", "verify"]);
     run.success();
-    assert_eq!(run.json(), serde_json::json!({"ok": true, "events": 5, "first_broken": null}));
-    let listed = p.cutover(&["--json", "audit", "--action", "project.initialized", "--limit", "2"]);
+    assert_eq!(
+        run.json(),
+        serde_json::json!({"ok": true, "events": 5, "first_broken": null})
+    );
+    let listed = p.cutover(&[
+        "--json",
+        "audit",
+        "--action",
+        "project.initialized",
+        "--limit",
+        "2",
+    ]);
     listed.success();
     let events = listed.json()["events"].as_array().unwrap().clone();
-    assert_eq!(events.iter().map(|e| e["seq"].as_i64().unwrap()).collect::<Vec<_>>(), [4, 5]);
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| e["seq"].as_i64().unwrap())
+            .collect::<Vec<_>>(),
+        [4, 5]
+    );
     assert_eq!(events[1]["prev_hash"], events[0]["hash"]);
 }
 
 #[test]
 fn an_altered_row_is_named() {
     let p = project_with_events(&[]);
-    tamper_sqlite(&p, &["UPDATE audit SET actor = 'mallory@example.com' WHERE seq = 3"]);
+    tamper_sqlite(
+        &p,
+        &["UPDATE audit SET actor = 'mallory@example.com' WHERE seq = 3"],
+    );
     let run = p.cutover(&["audit", "verify"]);
     run.code(1);
     insta::assert_snapshot!(run.stderr.lines().next().unwrap(), @"error: audit chain broken at seq 3: contents hash to [HASH] but the stored hash is [HASH] (altered?)");
@@ -68,23 +91,29 @@ fn deleted_inserted_and_reordered_rows_are_named() {
 
     let p = project_with_events(&[]);
     // An inserted event copied from another one, renumbered into the middle.
-    tamper_sqlite(&p, &[
-        "UPDATE audit SET seq = seq + 1000 WHERE seq >= 3",
-        "UPDATE audit SET seq = seq - 999 WHERE seq >= 1003",
-        "INSERT INTO audit (seq, at_us, actor, action, subject, payload, prev_hash, hash) \
+    tamper_sqlite(
+        &p,
+        &[
+            "UPDATE audit SET seq = seq + 1000 WHERE seq >= 3",
+            "UPDATE audit SET seq = seq - 999 WHERE seq >= 1003",
+            "INSERT INTO audit (seq, at_us, actor, action, subject, payload, prev_hash, hash) \
          SELECT 3, at_us, actor, action, subject, payload, prev_hash, hash FROM audit WHERE seq = 5",
-    ]);
+        ],
+    );
     let run = p.cutover(&["--json", "audit", "verify"]);
     run.code(1);
     assert_eq!(run.json()["first_broken"]["seq"], 3);
 
     let p = project_with_events(&[]);
     // Two events swapped (their seqs exchanged).
-    tamper_sqlite(&p, &[
-        "UPDATE audit SET seq = 100 WHERE seq = 2",
-        "UPDATE audit SET seq = 2 WHERE seq = 3",
-        "UPDATE audit SET seq = 3 WHERE seq = 100",
-    ]);
+    tamper_sqlite(
+        &p,
+        &[
+            "UPDATE audit SET seq = 100 WHERE seq = 2",
+            "UPDATE audit SET seq = 2 WHERE seq = 3",
+            "UPDATE audit SET seq = 3 WHERE seq = 100",
+        ],
+    );
     let run = p.cutover(&["--json", "audit", "verify"]);
     run.code(1);
     assert_eq!(run.json()["first_broken"]["seq"], 2);
@@ -105,7 +134,10 @@ fn pg_database() -> String {
     tokio_block(async move {
         use sqlx::Connection;
         let mut conn = sqlx::PgConnection::connect(&admin2).await.unwrap();
-        sqlx::query(&format!("CREATE DATABASE {name2}")).execute(&mut conn).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name2}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
     });
     let (base, _) = admin.rsplit_once('/').unwrap();
     format!("{base}/{name}")
@@ -129,9 +161,15 @@ fn postgres_chain_verifies_and_detects_tampering() {
     tokio_block(async move {
         use sqlx::Connection;
         let mut conn = sqlx::PgConnection::connect(&url2).await.unwrap();
-        sqlx::query("UPDATE audit SET payload = '{\"forged\":true}' WHERE seq = 4").execute(&mut conn).await.unwrap();
+        sqlx::query("UPDATE audit SET payload = '{\"forged\":true}' WHERE seq = 4")
+            .execute(&mut conn)
+            .await
+            .unwrap();
     });
-    let broken = p.cutover_with(&["--json", "audit", "verify"], &[("CUTOVER_DATABASE_URL", &url)]);
+    let broken = p.cutover_with(
+        &["--json", "audit", "verify"],
+        &[("CUTOVER_DATABASE_URL", &url)],
+    );
     broken.code(1);
     assert_eq!(broken.json()["first_broken"]["seq"], 4);
 }
@@ -139,21 +177,36 @@ fn postgres_chain_verifies_and_detects_tampering() {
 #[test]
 fn unreachable_database_is_a_usage_error_without_the_password() {
     let p = Project::new();
-    let run = p.cutover(&["--database", "postgres://cutover:hunter2@127.0.0.1:1/state", "audit"]);
+    let run = p.cutover(&[
+        "--database",
+        "postgres://cutover:hunter2@127.0.0.1:1/state",
+        "audit",
+    ]);
     run.code(2);
-    assert!(!run.stderr.contains("hunter2"), "the password leaked: {}", run.stderr);
+    assert!(
+        !run.stderr.contains("hunter2"),
+        "the password leaked: {}",
+        run.stderr
+    );
     assert!(run.stderr.starts_with("error:"), "{}", run.stderr);
-    assert!(run.stderr.contains("127.0.0.1:1"), "names the server: {}", run.stderr);
+    assert!(
+        run.stderr.contains("127.0.0.1:1"),
+        "names the server: {}",
+        run.stderr
+    );
 }
 
 #[test]
 fn a_store_from_a_newer_cutover_is_refused_and_untouched() {
     let p = Project::new();
     p.cutover(&["init"]).success();
-    tamper_sqlite(&p, &[
-        "INSERT INTO _sqlx_migrations (version, description, installed_on, success, checksum, execution_time) \
+    tamper_sqlite(
+        &p,
+        &[
+            "INSERT INTO _sqlx_migrations (version, description, installed_on, success, checksum, execution_time) \
          VALUES (99991231000000, 'from the future', CURRENT_TIMESTAMP, 1, x'00', 0)",
-    ]);
+        ],
+    );
     let before = std::fs::read(p.path().join(".cutover/state.db")).unwrap();
     let run = p.cutover(&["audit"]);
     run.code(2);
@@ -169,7 +222,11 @@ fn since_accepts_times_dates_and_durations_and_rejects_the_rest() {
     for since in ["2000-01-01", "2000-01-01T00:00:00Z", "3650d"] {
         let run = p.cutover(&["--json", "audit", "--since", since]);
         run.success();
-        assert_eq!(run.json()["events"].as_array().unwrap().len(), 5, "--since {since}");
+        assert_eq!(
+            run.json()["events"].as_array().unwrap().len(),
+            5,
+            "--since {since}"
+        );
     }
     let future = p.cutover(&["--json", "audit", "--since", "2999-01-01"]);
     assert_eq!(future.json()["events"].as_array().unwrap().len(), 0);

@@ -26,7 +26,12 @@ fn missing_project_directory_is_a_usage_error() {
     let p = Project::new();
     let run = p.cutover(&["--project", "does/not/exist", "config", "show"]);
     run.code(2);
-    assert!(run.stderr.starts_with("error: project directory `does/not/exist` cannot be read"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .starts_with("error: project directory `does/not/exist` cannot be read"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -37,7 +42,12 @@ fn json_errors_are_one_document_on_stdout() {
     let doc = run.json();
     assert_eq!(doc["error"]["kind"], "usage");
     assert_eq!(doc["error"]["exit_code"], 2);
-    assert!(doc["error"]["message"].as_str().unwrap().contains("cutover.toml"));
+    assert!(
+        doc["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cutover.toml")
+    );
 }
 
 #[test]
@@ -50,11 +60,22 @@ fn unknown_flags_are_usage_errors() {
 #[test]
 fn completions_for_each_shell() {
     let p = Project::new();
-    for (shell, marker) in [("bash", "_cutover()"), ("zsh", "#compdef cutover"), ("fish", "complete -c cutover")] {
+    for (shell, marker) in [
+        ("bash", "_cutover()"),
+        ("zsh", "#compdef cutover"),
+        ("fish", "complete -c cutover"),
+    ] {
         let run = p.cutover(&["completions", shell]);
         run.success();
-        assert!(run.stdout.contains(marker), "{shell}: {}", &run.stdout[..run.stdout.len().min(300)]);
-        assert!(run.stdout.contains("audit"), "{shell} completes subcommands");
+        assert!(
+            run.stdout.contains(marker),
+            "{shell}: {}",
+            &run.stdout[..run.stdout.len().min(300)]
+        );
+        assert!(
+            run.stdout.contains("audit"),
+            "{shell} completes subcommands"
+        );
     }
 }
 
@@ -63,7 +84,11 @@ fn color_follows_flag_and_no_color() {
     let p = Project::new();
     let always = p.cutover_with(&["--color", "always", "config", "show"], &[]);
     always.code(2);
-    assert!(always.stderr.contains("\u{1b}["), "--color always paints: {:?}", always.stderr);
+    assert!(
+        always.stderr.contains("\u{1b}["),
+        "--color always paints: {:?}",
+        always.stderr
+    );
     let never = p.cutover(&["config", "show"]);
     assert!(!never.stderr.contains("\u{1b}["), "NO_COLOR is respected");
 }

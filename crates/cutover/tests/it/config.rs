@@ -17,7 +17,10 @@ url = { env = "SLACK_WEBHOOK_URL" }
 #[test]
 fn a_typo_is_located_with_a_suggestion_and_exit_2() {
     let p = Project::new();
-    p.write("cutover.toml", "[project]\nname = \"hello\"\ntag_fromat = \"v{version}\"\n");
+    p.write(
+        "cutover.toml",
+        "[project]\nname = \"hello\"\ntag_fromat = \"v{version}\"\n",
+    );
     let run = p.cutover(&["config", "show"]);
     run.code(2);
     insta::assert_snapshot!(run.stderr, @r#"
@@ -44,7 +47,10 @@ fn show_applies_overrides_and_never_prints_secrets() {
     p.write("cutover.toml", CONFIG);
     let run = p.cutover_with(
         &["--json", "config", "show"],
-        &[("CUTOVER_PROJECT__TAG_FORMAT", "release-{version}"), ("SLACK_WEBHOOK_URL", "https://hooks.example.com/T0/SECRET")],
+        &[
+            ("CUTOVER_PROJECT__TAG_FORMAT", "release-{version}"),
+            ("SLACK_WEBHOOK_URL", "https://hooks.example.com/T0/SECRET"),
+        ],
     );
     run.success();
     let doc = run.json();
@@ -63,7 +69,11 @@ fn a_bad_override_names_the_variable() {
     p.write("cutover.toml", CONFIG);
     let run = p.cutover_with(&["config", "show"], &[("CUTOVER_PROJECT__TAG_FROMAT", "x")]);
     run.code(2);
-    assert!(run.stderr.contains("CUTOVER_PROJECT__TAG_FROMAT"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("CUTOVER_PROJECT__TAG_FROMAT"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -71,7 +81,11 @@ fn schema_is_the_committed_one() {
     let p = Project::new();
     let run = p.cutover(&["config", "schema"]);
     run.success();
-    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/cutover.schema.json")).unwrap();
+    let committed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/cutover.schema.json"
+    ))
+    .unwrap();
     let a: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     let b: serde_json::Value = serde_json::from_str(&committed).unwrap();
     assert_eq!(a, b, "run `cargo xtask codegen`");

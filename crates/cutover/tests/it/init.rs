@@ -6,17 +6,29 @@ use crate::support::Project;
 fn init_writes_a_loading_config_and_ignores_state() {
     let p = Project::new();
     p.write("Cargo.lock", "version = 4\n");
-    p.write("Cargo.toml", "[package]\nname = \"hello\"\nversion = \"0.1.0\"\nedition = \"2024\"\n");
+    p.write(
+        "Cargo.toml",
+        "[package]\nname = \"hello\"\nversion = \"0.1.0\"\nedition = \"2024\"\n",
+    );
     let run = p.cutover(&["--json", "init"]);
     run.success();
     let doc = run.json();
     assert_eq!(doc["replaced"], false);
-    assert!(doc["detected"]["lockfiles"].as_array().unwrap().iter().any(|l| l == "Cargo.lock"));
+    assert!(
+        doc["detected"]["lockfiles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l == "Cargo.lock")
+    );
     assert!(p.path().join(".cutover").is_dir());
     assert!(p.read(".gitignore").lines().any(|l| l == "/.cutover/"));
     let config = p.read("cutover.toml");
     assert!(config.contains("[project]"));
-    assert!(config.lines().any(|l| l.trim_start().starts_with('#')), "the file is commented");
+    assert!(
+        config.lines().any(|l| l.trim_start().starts_with('#')),
+        "the file is commented"
+    );
     // The written file loads, and `config show` reports the detected project.
     let shown = p.cutover(&["--json", "config", "show"]);
     shown.success();
@@ -57,11 +69,23 @@ fn init_keeps_an_existing_ignore_rule() {
 #[test]
 fn init_detects_node_projects() {
     let p = Project::new();
-    p.write("package.json", r#"{"name":"web-shop","version":"1.0.0","scripts":{"build":"vite build","test":"vitest"}}"#);
-    p.write("package-lock.json", r#"{"lockfileVersion":3,"packages":{}}"#);
+    p.write(
+        "package.json",
+        r#"{"name":"web-shop","version":"1.0.0","scripts":{"build":"vite build","test":"vitest"}}"#,
+    );
+    p.write(
+        "package-lock.json",
+        r#"{"lockfileVersion":3,"packages":{}}"#,
+    );
     let run = p.cutover(&["--json", "init"]);
     run.success();
     let doc = run.json();
-    assert!(doc["detected"]["lockfiles"].as_array().unwrap().iter().any(|l| l == "package-lock.json"));
+    assert!(
+        doc["detected"]["lockfiles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l == "package-lock.json")
+    );
     assert_eq!(doc["detected"]["name"], "web-shop");
 }

@@ -2,11 +2,11 @@
 
 mod audit;
 mod basics;
+mod bom;
 mod config;
 mod demo;
-mod bom;
 mod init;
 mod plan;
 mod queue;
-mod vulns;
 mod support;
+mod vulns;

@@ -30,7 +30,10 @@ pub fn hermetic_env(cmd: &mut Command) -> &mut Command {
 impl Project {
     /// An empty git repository with one commit.
     pub fn new() -> Self {
-        let dir = tempfile::Builder::new().prefix("cutover-it-").tempdir().expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("cutover-it-")
+            .tempdir()
+            .expect("temp dir");
         let p = Self { dir };
         p.git(&["init", "-q", "-b", "main"]);
         p.write("README.md", "# sample\n");
@@ -57,7 +60,11 @@ impl Project {
         let out = hermetic_env(Command::new("git").arg("-C").arg(self.path()).args(args))
             .output()
             .expect("git runs");
-        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// `cutover ARGS` in this project.
@@ -67,7 +74,10 @@ impl Project {
 
     pub fn cutover_with(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cutover"));
-        hermetic_env(&mut cmd).current_dir(self.path()).args(args).env("NO_COLOR", "1");
+        hermetic_env(&mut cmd)
+            .current_dir(self.path())
+            .args(args)
+            .env("NO_COLOR", "1");
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -85,22 +95,35 @@ pub struct Run {
 impl Run {
     fn new(out: Output, root: &Path) -> Self {
         let clean = |b: &[u8]| normalise(&String::from_utf8_lossy(b), root);
-        Self { code: out.status.code().unwrap_or(-1), stdout: clean(&out.stdout), stderr: clean(&out.stderr) }
+        Self {
+            code: out.status.code().unwrap_or(-1),
+            stdout: clean(&out.stdout),
+            stderr: clean(&out.stderr),
+        }
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
     }
 
     #[track_caller]
     pub fn success(&self) -> &Self {
-        assert_eq!(self.code, 0, "expected success\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "expected success\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 
     #[track_caller]
     pub fn code(&self, code: i32) -> &Self {
-        assert_eq!(self.code, code, "expected exit {code}\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, code,
+            "expected exit {code}\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 }

@@ -90,7 +90,7 @@ impl Lcg {
 
 fn package_name(eco: &str, n: usize) -> String {
     match eco {
-        "npm" if n % 3 == 0 => format!("@scope{}/pkg-{n}", n % 17),
+        "npm" if n.is_multiple_of(3) => format!("@scope{}/pkg-{n}", n % 17),
         "Maven" => format!("org.example{}:artifact-{n}", n % 13),
         "Go" => format!("github.com/example{}/module-{n}", n % 11),
         "Packagist" => format!("vendor{}/package-{n}", n % 7),
@@ -109,7 +109,7 @@ fn generate_zip(path: &Path, count: usize) -> Result<()> {
         let name = package_name(eco, rng.next(NAMES_PER_ECOSYSTEM));
         let minor = rng.next(10);
         let fix = 1 + rng.next(9);
-        let severity = if i % 2 == 0 {
+        let severity = if i.is_multiple_of(2) {
             r#""severity":[{"type":"CVSS_V3","score":"CVSS:3.1/AV:N/AC:L/PR:N/UI:R/S:U/C:H/I:L/A:N"}],"#
         } else {
             ""

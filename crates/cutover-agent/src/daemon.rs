@@ -259,8 +259,11 @@ async fn run(
     let mut report_tick = tokio::time::interval(config.report_interval);
     report_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let publish = |f: &dyn Fn(&mut AgentStatus)| {
-        status.send_modify(|s| f(s));
-        keep_status(&config.root, &status.borrow());
+        // On disk first: whoever sees the new status may read the file.
+        let mut next = status.borrow().clone();
+        f(&mut next);
+        keep_status(&config.root, &next);
+        status.send_replace(next);
     };
     let fail = |e: &ClientError, attempt: &mut u32| -> Pending {
         let msg = e.to_string();

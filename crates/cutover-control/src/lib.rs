@@ -492,12 +492,21 @@ async fn artifact(
     }
     // The digest is plain hex, so the path cannot leave the directory.
     let path = state.inner.artifacts_dir.join(&digest);
-    match tokio::fs::read(&path).await {
-        Ok(bytes) => Ok((
-            [(header::CONTENT_TYPE, "application/zstd")],
-            Body::from(bytes),
-        )
-            .into_response()),
+    match tokio::fs::File::open(&path).await {
+        Ok(file) => {
+            let mut headers = vec![(header::CONTENT_TYPE, "application/zstd".to_owned())];
+            if let Ok(meta) = file.metadata().await {
+                headers.push((header::CONTENT_LENGTH, meta.len().to_string()));
+            }
+            let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
+            let mut resp = body.into_response();
+            for (name, value) in headers {
+                if let Ok(value) = value.parse() {
+                    resp.headers_mut().insert(name, value);
+                }
+            }
+            Ok(resp)
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no artifact with sha256 {digest}"),

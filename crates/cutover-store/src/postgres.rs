@@ -139,15 +139,6 @@ impl PgStore {
         Ok(())
     }
 
-    /// This transaction's commit does not wait for the WAL flush (claims: see `crate::queue`).
-    async fn relax_commit(tx: &mut sqlx::Transaction<'static, Postgres>) -> Result<(), StoreError> {
-        sqlx::query("SET LOCAL synchronous_commit = off")
-            .execute(&mut **tx)
-            .await
-            .map_err(read_err("relaxing a claim's commit"))?;
-        Ok(())
-    }
-
     /// Wakes every listening worker once the transaction commits.
     async fn notify_jobs(tx: &mut sqlx::Transaction<'static, Postgres>) -> Result<(), StoreError> {
         sqlx::query("SELECT pg_notify('cutover_jobs', '')")

@@ -7,15 +7,12 @@
 //! makes "one running job per group" a database invariant, so two workers racing for the same
 //! group cannot both win: the loser's claim fails on the index and it claims again.
 //!
-//! Claims take the write transaction (`BEGIN IMMEDIATE` on SQLite; on PostgreSQL the candidate
-//! row is taken with `FOR UPDATE SKIP LOCKED`, so concurrent workers pass over each other's
-//! candidates instead of waiting). PostgreSQL enqueues send `NOTIFY cutover_jobs` (delivered at
+//! A claim is one `UPDATE … WHERE id = (SELECT … ORDER BY rank_us, id LIMIT 1) RETURNING *`
+//! statement: SQLite runs it under its write lock; on PostgreSQL the candidate row is taken with
+//! `FOR UPDATE SKIP LOCKED`, so concurrent workers pass over each other's candidates instead of
+//! waiting. PostgreSQL enqueues send `NOTIFY cutover_jobs` (delivered at
 //! commit) and [`crate::Store::wait_for_work`] listens for it; on SQLite other processes are
 //! noticed by polling (the wait's timeout), this process's enqueues wake waiters at once.
-//!
-//! A claim's commit need not be durable: lost in a crash, the job is simply still queued (or,
-//! if the worker ran it meanwhile, it is reclaimed after its lease). PostgreSQL therefore commits
-//! claims with `synchronous_commit = off`, saving a WAL flush per job.
 //!
 //! Audit: enqueue (with the ids it superseded), cancel, bump, completion, final failure and the
 //! reclaim of a job whose lease expired are each recorded in the same transaction as the change.
@@ -89,7 +86,7 @@ pub struct JobFilter {
 
 /// The SQL of the queue, expanded inside `sql::impl_store!` (it uses that module's helpers:
 /// `col`, `job_of`, `append_in_tx`, and the backend's `begin_write`, `lock_key`,
-/// `CLAIM_FROM`, `CLAIM_LOCK`, `relax_commit`, `notify_jobs`).
+/// `CLAIM_FROM`, `CLAIM_LOCK`, `notify_jobs`).
 macro_rules! queue_fns {
     ($store:ty) => {
         use cutover_core::queue::{AfterFailure, after_failure};
@@ -204,46 +201,34 @@ macro_rules! queue_fns {
             lease: std::time::Duration,
         ) -> Result<Option<Job>, StoreError> {
             let lease_until = us(&now).saturating_add(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX));
-            let select = format!(
-                "SELECT id FROM {} WHERE state = 'queued' AND run_at_us <= $1 \
+            // One statement (its own transaction): choose and take the next job in a single
+            // round trip. On SQLite it holds the write lock for the statement; on PostgreSQL the
+            // candidate row is locked with SKIP LOCKED, so concurrent claimers pass over it.
+            let claim = format!(
+                "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = $2, \
+                 lease_until_us = $3, started_us = $1 WHERE state = 'queued' AND id = (\
+                 SELECT id FROM {} WHERE state = 'queued' AND run_at_us <= $1 \
                  AND (concurrency_group IS NULL OR NOT EXISTS (SELECT 1 FROM jobs r \
                  WHERE r.state = 'running' AND r.concurrency_group = j.concurrency_group)) \
-                 ORDER BY rank_us, id LIMIT 1 {}",
+                 ORDER BY rank_us, id LIMIT 1 {}) RETURNING *",
                 <$store>::CLAIM_FROM,
                 <$store>::CLAIM_LOCK
             );
-            // A lost race for a concurrency group fails on `jobs_group_running`; claim again.
+            // A lost race for a concurrency group fails on `jobs_group_running`; claim again
+            // (the group's running job is then visible and its other jobs are passed over).
             for _ in 0..8 {
-                let mut tx = store.begin_write().await?;
-                <$store>::relax_commit(&mut tx).await?;
-                let Some(row) = sqlx::query(&select)
+                let claimed = sqlx::query(&claim)
                     .bind(us(&now))
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(read_err("choosing the next job"))?
-                else {
-                    return Ok(None);
-                };
-                let id: i64 = col(&row, "id")?;
-                let claimed = sqlx::query(
-                    "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = $2, \
-                     lease_until_us = $3, started_us = $4 WHERE id = $1 AND state = 'queued' RETURNING *",
-                )
-                .bind(id)
-                .bind(worker)
-                .bind(lease_until)
-                .bind(us(&now))
-                .fetch_optional(&mut *tx)
-                .await;
+                    .bind(worker)
+                    .bind(lease_until)
+                    .fetch_optional(&store.pool)
+                    .await;
                 match claimed {
-                    Ok(Some(row)) => {
-                        let job = job_of(&row)?;
-                        tx.commit().await.map_err(read_err("committing a claim"))?;
-                        return Ok(Some(job));
-                    }
-                    Ok(None) => continue,
-                    Err(sqlx::Error::Database(db)) if db.kind() == sqlx::error::ErrorKind::UniqueViolation => {
-                        drop(tx);
+                    Ok(Some(row)) => return job_of(&row).map(Some),
+                    Ok(None) => return Ok(None),
+                    Err(sqlx::Error::Database(db))
+                        if db.kind() == sqlx::error::ErrorKind::UniqueViolation =>
+                    {
                         continue;
                     }
                     Err(e) => return Err(read_err("claiming a job")(e)),

@@ -129,10 +129,6 @@ impl SqliteStore {
         Ok(())
     }
 
-    async fn relax_commit(_tx: &mut sqlx::Transaction<'static, Sqlite>) -> Result<(), StoreError> {
-        Ok(())
-    }
-
     async fn notify_jobs(_tx: &mut sqlx::Transaction<'static, Sqlite>) -> Result<(), StoreError> {
         Ok(())
     }

@@ -104,6 +104,12 @@ pub enum Command {
     /// Run queue workers in this process until interrupted (Ctrl-C).
     Worker(WorkerArgs),
 
+    /// Run the host agent: register with the control plane, follow its assignments, report.
+    Agent(AgentArgs),
+
+    /// The hosts agents run on: `host ls`, `host add NAME --token-file F`.
+    Host(HostArgs),
+
     /// Print a shell completion script.
     Completions(CompletionsArgs),
 
@@ -200,6 +206,44 @@ pub struct WorkerArgs {
     /// How many jobs this process runs at once.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub workers: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// This host's name, as the environments' `hosts` list it.
+    #[arg(long, value_name = "NAME")]
+    pub name: String,
+    /// The control plane: `unix:PATH` or `http://IP:PORT` (loopback unless --allow-remote-http).
+    #[arg(long, value_name = "URL")]
+    pub control: String,
+    /// The file holding this agent's token (first line).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: PathBuf,
+    /// Where the agent keeps releases, logs and its state.
+    #[arg(long, value_name = "DIR")]
+    pub root: PathBuf,
+    /// Allow plain http to a non-loopback address (the token travels in clear).
+    #[arg(long)]
+    pub allow_remote_http: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HostArgs {
+    #[command(subcommand)]
+    pub command: Option<HostCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HostCommand {
+    /// List the hosts, their agent versions and when they were last seen (the default).
+    Ls,
+    /// Register a host with a new random token, written to FILE (only its hash is stored).
+    Add {
+        name: String,
+        /// Where to write the token (created with mode 0600; must not exist).
+        #[arg(long, value_name = "FILE")]
+        token_file: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -231,21 +231,35 @@ async fn setup() -> (tempfile::TempDir, Arc<dyn Store>) {
     (dir, store)
 }
 
-/// The observed slot of the newest observation of `generation`, once it runs healthy and routed.
+/// The newest observation of `generation`, once it shows the slot running, healthy and routed.
 async fn observed_running(store: &Arc<dyn Store>, generation: i64) -> serde_json::Value {
-    eventually("a report of a healthy, routed slot", || async {
-        let obs = store
-            .list_observations("web-1", Some(generation))
-            .await
-            .unwrap();
-        let last = obs.last()?;
-        let svc = &last.observed["services"]["hello"];
-        (svc["active"] == "blue"
-            && svc["slots"]["blue"]["health"]["health"] == "healthy"
-            && svc["slots"]["blue"]["process"].get("Running").is_some())
-        .then(|| last.observed.clone())
+    let seen = std::sync::Mutex::new(serde_json::Value::Null);
+    let found = tokio::time::timeout(HUNG, async {
+        loop {
+            let obs = store
+                .list_observations("web-1", Some(generation))
+                .await
+                .unwrap();
+            if let Some(last) = obs.last() {
+                let svc = &last.observed["services"]["hello"];
+                if svc["active"] == "blue"
+                    && svc["slots"]["blue"]["health"]["health"] == "healthy"
+                    && svc["slots"]["blue"]["process"]["state"] == "running"
+                {
+                    return last.observed.clone();
+                }
+                *seen.lock().unwrap() = last.observed.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     })
-    .await
+    .await;
+    found.unwrap_or_else(|_| {
+        panic!(
+            "no report of a healthy, routed slot; the last: {:#}",
+            seen.lock().unwrap()
+        )
+    })
 }
 
 fn slot_pid(root: &Path) -> u32 {
@@ -619,4 +633,67 @@ async fn the_agent_keeps_serving_without_the_control_plane_and_reconnects() {
     until(&mut agent, "registered after the restart", |s| s.connected).await;
     agent.stop().await.unwrap().stop_all().await;
     plane.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_talks_plain_http_over_loopback() {
+    let (dir, store) = setup().await;
+    let state = ControlState::with_timing(
+        store.clone(),
+        artifacts_dir(dir.path()),
+        Duration::from_millis(200),
+        Duration::from_millis(50),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(cutover_control::serve_tcp_until(
+        listener,
+        state.clone(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let c = Client::new(ControlUrl::parse(&url, false).unwrap(), "web-1", TOKEN);
+    let registered = c
+        .register(&Register {
+            name: "web-1".into(),
+            agent_version: "1.2.3".into(),
+            hostname: "h".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(registered.generation, 0);
+    assert_eq!(registered.poll_timeout, Duration::from_millis(200));
+    let digest = put_artifact(dir.path());
+    state
+        .put_assignment("web-1", &assignment(1, "1.0.0", &digest), "test")
+        .await
+        .unwrap();
+    assert_eq!(c.poll(0).await.unwrap().generation, 1);
+    let dest = dir.path().join("dl/a.tar.zst");
+    c.download_artifact(&digest, &dest).await.unwrap();
+    assert_eq!(
+        std::fs::read(&dest).unwrap(),
+        std::fs::read(artifacts_dir(dir.path()).join(&digest)).unwrap()
+    );
+    let missing = c
+        .download_artifact(&"0".repeat(64), &dir.path().join("dl/b"))
+        .await;
+    assert!(
+        matches!(missing, Err(ClientError::Status { status: 404, .. })),
+        "{missing:?}"
+    );
+    assert_eq!(
+        store
+            .get_host("web-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .agent_version
+            .as_deref(),
+        Some("1.2.3")
+    );
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
 }

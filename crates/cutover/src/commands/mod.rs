@@ -10,6 +10,7 @@
 //! together with its audit event. Integration tests go in `crates/cutover/tests/it/yourcmd.rs`
 //! (see `support.rs` for hermetic git projects); after changing the CLI run `cargo xtask codegen`.
 
+mod agent;
 mod audit;
 mod bom;
 mod changelog;
@@ -46,6 +47,8 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<()> {
         Command::Queue(args) => queue::queue(&ctx, &args),
         Command::Check(args) => queue::check(&ctx, &args),
         Command::Worker(args) => queue::worker(&ctx, &args),
+        Command::Agent(args) => agent::run(&ctx, &args),
+        Command::Host(args) => agent::host(&ctx, &args),
         Command::Completions(args) => completions::run(&args),
         Command::Testapp(args) => cutover_testapp::run(args).map_err(|e| {
             crate::error::CliError::failed("the test app stopped with an error").with_cause(e)

@@ -1,5 +1,7 @@
 //! The `cutover` binary, driven through its real command line in hermetic git repositories.
+#![allow(clippy::unwrap_used)] // Test helpers panic on purpose: a failure here is a failed test.
 
+mod agent;
 mod audit;
 mod basics;
 mod bom;

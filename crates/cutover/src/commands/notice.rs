@@ -65,7 +65,7 @@ pub fn run(ctx: &Ctx<'_>, args: &NoticeArgs) -> Result<()> {
             .filter(|(env, _)| env.as_str() != "production")
             .find_map(|(_, e)| e.url.clone())
     });
-    let notice = Notice::from_plan(
+    let mut notice = Notice::from_plan(
         &planned.plan,
         &name,
         &planned.next_tag,
@@ -73,6 +73,7 @@ pub fn run(ctx: &Ctx<'_>, args: &NoticeArgs) -> Result<()> {
         eta,
         early_access,
     );
+    notice.bom_diff = bom_diff_since(ctx, &root, planned.plan.current.as_ref());
     let format = match args.format {
         NoticeFormatArg::Markdown => NoticeFormat::Markdown,
         NoticeFormatArg::Html => NoticeFormat::Html,
@@ -226,4 +227,59 @@ fn parse_eta(text: &str) -> Result<String> {
     }
     Err(CliError::usage(format!("--eta `{text}` is not a date"))
         .with_hint("write a date such as 2026-12-01 or a time such as 2026-12-01T09:00:00Z"))
+}
+
+/// The bill of materials' changes since the last release (until deployments exist, the last
+/// release stands in for the one live in production): the release record's BOM when it has one,
+/// else the BOM of its tag. `None` (the slot stays empty, with a warning) when either side cannot
+/// be computed.
+fn bom_diff_since(
+    ctx: &Ctx<'_>,
+    root: &std::path::Path,
+    current: Option<&cutover_notes::Current>,
+) -> Option<cutover_notes::notice::BomDiff> {
+    let options = cutover_bom::DiscoverOptions::default();
+    let base = match current {
+        None => cutover_bom::Bom::default(),
+        Some(current) => {
+            let recorded = ctx.store().ok().and_then(|store| {
+                let release = ctx.block_on(store.get_release(&current.version)).ok()??;
+                cutover_bom::Bom::from_cyclonedx_json(&release.bom?.to_string()).ok()
+            });
+            match recorded {
+                Some(bom) => bom,
+                None => {
+                    match cutover_bom::gitrev::discover_at_revision(root, &current.tag, &options) {
+                        Ok(bom) => bom,
+                        Err(e) => {
+                            ctx.ui
+                                .warn(format!("no bill of materials for {}: {e}", current.tag));
+                            return None;
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let next = cutover_bom::discover_and_parse_with(root, &options);
+    let diff = cutover_bom::diff(&base, &next);
+    let entry = |e: &cutover_bom::diff::DiffEntry| cutover_notes::notice::Component {
+        name: e.name.clone(),
+        version: e.version.clone(),
+    };
+    let change = |c: &cutover_bom::diff::VersionChange| cutover_notes::notice::ComponentChange {
+        name: c.name.clone(),
+        from: c.from.clone(),
+        to: c.to.clone(),
+    };
+    Some(cutover_notes::notice::BomDiff {
+        added: diff.added.iter().map(entry).collect(),
+        removed: diff.removed.iter().map(entry).collect(),
+        changed: diff
+            .upgraded
+            .iter()
+            .chain(&diff.downgraded)
+            .map(change)
+            .collect(),
+    })
 }

@@ -89,6 +89,14 @@ pub(super) fn record_and_report(
         let changes = serde_json::to_value(&plan.changes)
             .map_err(|e| CliError::internal("cannot serialise the changes").with_cause(e))?;
         let store = ctx.store()?;
+        // The release carries its bill of materials: the work tree is the tagged commit here
+        // (release refuses a dirty tree), so this is the BOM of exactly what was released.
+        let bom = cutover_bom::discover_and_parse(&ctx.project_root()?);
+        for failed in bom.files.iter().filter_map(|f| f.error.as_ref()) {
+            ctx.ui.warn(format!("bill of materials: {failed}"));
+        }
+        let bom_json: serde_json::Value = serde_json::from_str(&bom.to_cyclonedx_json())
+            .map_err(|e| CliError::internal("the bill of materials is not JSON").with_cause(e))?;
         let record = cutover_store::Release {
             version: plan.next.version.clone(),
             tag: released.tag.clone(),
@@ -97,7 +105,7 @@ pub(super) fn record_and_report(
             notes: plan.notes.clone(),
             changes,
             artifact_digest: released.artifact.as_ref().map(|a| a.digest.clone()),
-            bom: None,
+            bom: Some(bom_json),
             created_at: chrono::Utc::now(),
         };
         let audit = cutover_store::Audit::new(
@@ -110,6 +118,7 @@ pub(super) fn record_and_report(
                 "commit": released.commit,
                 "kind": kind_name,
                 "artifact": released.artifact.as_ref().map(|a| &a.digest),
+                "components": bom.components.len(),
             }),
         );
         ctx.block_on(store.apply_one(cutover_store::Change::InsertRelease(record), &audit))

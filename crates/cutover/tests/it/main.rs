@@ -10,5 +10,6 @@ mod demo;
 mod init;
 mod plan;
 mod queue;
+mod release_bom;
 mod support;
 mod vulns;

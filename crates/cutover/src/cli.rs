@@ -497,6 +497,13 @@ pub enum VulnsCommand {
     /// The local vulnerability database.
     #[command(subcommand)]
     Db(VulnsDbCommand),
+    /// Who runs it now: every recorded release whose bill of materials holds a version affected
+    /// by this advisory (id or alias), and the environments and hosts where such a release is live.
+    Affected {
+        /// An advisory id or alias (e.g. `GHSA-…`, `CVE-…`, `RUSTSEC-…`).
+        #[arg(value_name = "ID")]
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -65,20 +65,8 @@ pub(crate) fn check_text(text: &str, file: &str, expected: &str) -> Result<(), P
     Ok(())
 }
 
-/// The 1-based line of byte offset `offset` in `text`.
-pub(crate) fn line_of(text: &str, offset: usize) -> usize {
-    let end = offset.min(text.len());
-    text.as_bytes()[..end]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
-}
-
-/// The 1-based line of the first occurrence of `needle`, for pointing at a field by name.
-pub(crate) fn line_of_needle(text: &str, needle: &str) -> Option<usize> {
-    text.find(needle).map(|at| line_of(text, at))
-}
+// Line lookups are shared with the JS/Cargo parsers.
+pub(crate) use super::common::{line_at as line_of, line_of_needle};
 
 /// Lower-case hex of standard (padded) base64, `None` when it is not valid base64.
 pub(crate) fn base64_to_hex(b64: &str) -> Option<String> {

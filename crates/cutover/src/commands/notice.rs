@@ -73,7 +73,10 @@ pub fn run(ctx: &Ctx<'_>, args: &NoticeArgs) -> Result<()> {
         eta,
         early_access,
     );
-    notice.bom_diff = bom_diff_since(ctx, &root, planned.plan.current.as_ref());
+    if let Some((base, next)) = boms_since(ctx, &root, planned.plan.current.as_ref()) {
+        notice.bom_diff = Some(bom_diff(&base, &next));
+        notice.vulnerabilities = new_vulnerabilities(ctx, config.as_ref(), &root, &base, &next);
+    }
     let format = match args.format {
         NoticeFormatArg::Markdown => NoticeFormat::Markdown,
         NoticeFormatArg::Html => NoticeFormat::Html,
@@ -229,15 +232,15 @@ fn parse_eta(text: &str) -> Result<String> {
         .with_hint("write a date such as 2026-12-01 or a time such as 2026-12-01T09:00:00Z"))
 }
 
-/// The bill of materials' changes since the last release (until deployments exist, the last
+/// The bills of materials of the last release and of this one (until deployments exist, the last
 /// release stands in for the one live in production): the release record's BOM when it has one,
-/// else the BOM of its tag. `None` (the slot stays empty, with a warning) when either side cannot
-/// be computed.
-fn bom_diff_since(
+/// else the BOM of its tag. `None` (the slots stay empty, with a warning) when the base cannot be
+/// computed.
+fn boms_since(
     ctx: &Ctx<'_>,
     root: &std::path::Path,
     current: Option<&cutover_notes::Current>,
-) -> Option<cutover_notes::notice::BomDiff> {
+) -> Option<(cutover_bom::Bom, cutover_bom::Bom)> {
     let options = cutover_bom::DiscoverOptions::default();
     let base = match current {
         None => cutover_bom::Bom::default(),
@@ -261,8 +264,11 @@ fn bom_diff_since(
             }
         }
     };
-    let next = cutover_bom::discover_and_parse_with(root, &options);
-    let diff = cutover_bom::diff(&base, &next);
+    Some((base, cutover_bom::discover_and_parse_with(root, &options)))
+}
+
+fn bom_diff(base: &cutover_bom::Bom, next: &cutover_bom::Bom) -> cutover_notes::notice::BomDiff {
+    let diff = cutover_bom::diff(base, next);
     let entry = |e: &cutover_bom::diff::DiffEntry| cutover_notes::notice::Component {
         name: e.name.clone(),
         version: e.version.clone(),
@@ -272,7 +278,7 @@ fn bom_diff_since(
         from: c.from.clone(),
         to: c.to.clone(),
     };
-    Some(cutover_notes::notice::BomDiff {
+    cutover_notes::notice::BomDiff {
         added: diff.added.iter().map(entry).collect(),
         removed: diff.removed.iter().map(entry).collect(),
         changed: diff
@@ -281,5 +287,73 @@ fn bom_diff_since(
             .chain(&diff.downgraded)
             .map(change)
             .collect(),
-    })
+    }
+}
+
+/// Findings of this release's BOM that the last release's did not have, from the local
+/// vulnerability database (`[vulns] db`, else `.cutover/vulns.db`); `None` without a database.
+fn new_vulnerabilities(
+    ctx: &Ctx<'_>,
+    config: Option<&cutover_config::Config>,
+    root: &std::path::Path,
+    base: &cutover_bom::Bom,
+    next: &cutover_bom::Bom,
+) -> Option<Vec<cutover_notes::notice::Vulnerability>> {
+    let path = match config.and_then(|c| c.vulns.db.clone()) {
+        Some(p) if root.join(&p).is_dir() => root.join(p).join("vulns.db"),
+        Some(p) => root.join(p),
+        None => root.join(cutover_vuln::db::DEFAULT_PATH),
+    };
+    if !path.exists() {
+        return None;
+    }
+    let scanned = ctx.block_on(async {
+        let db = cutover_vuln::db::VulnDb::open(&path).await.ok()?;
+        let before = cutover_vuln::bomscan::scan(&db, base).await.ok()?;
+        let after = cutover_vuln::bomscan::scan(&db, next).await.ok()?;
+        db.close().await;
+        Some((before, after))
+    });
+    let Some((before, after)) = scanned else {
+        ctx.ui.warn(format!(
+            "the vulnerability database {} cannot be read",
+            path.display()
+        ));
+        return None;
+    };
+    let known: std::collections::BTreeSet<(String, String, String)> = before
+        .findings
+        .iter()
+        .map(|f| {
+            (
+                f.finding.id.clone(),
+                f.finding.package.name.clone(),
+                f.finding.package.version.clone(),
+            )
+        })
+        .collect();
+    Some(
+        after
+            .findings
+            .iter()
+            .filter(|f| {
+                !known.contains(&(
+                    f.finding.id.clone(),
+                    f.finding.package.name.clone(),
+                    f.finding.package.version.clone(),
+                ))
+            })
+            .map(|f| cutover_notes::notice::Vulnerability {
+                id: f.finding.id.clone(),
+                package: f.finding.package.name.clone(),
+                version: f.finding.package.version.clone(),
+                severity: Some(match f.finding.score {
+                    Some(score) => format!("{:?} ({score})", f.finding.level).to_lowercase(),
+                    None => format!("{:?}", f.finding.level).to_lowercase(),
+                }),
+                summary: f.finding.summary.clone(),
+                fixed_in: f.finding.fixed.clone(),
+            })
+            .collect(),
+    )
 }

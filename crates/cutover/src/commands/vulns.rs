@@ -16,6 +16,7 @@ pub fn run(ctx: &Ctx<'_>, args: &VulnsArgs) -> Result<()> {
     match &args.command {
         Some(VulnsCommand::Import { paths }) => import(ctx, args, paths),
         Some(VulnsCommand::Db(VulnsDbCommand::Status)) => status(ctx, args),
+        Some(VulnsCommand::Affected { id }) => affected(ctx, args, id),
         None => report(ctx, args),
     }
 }
@@ -240,21 +241,16 @@ fn row(f: &bomscan::BomFinding) -> String {
 }
 
 fn report(ctx: &Ctx<'_>, args: &VulnsArgs) -> Result<()> {
-    if let Some(v) = &args.release {
-        return Err(
-            CliError::usage(format!("no stored bill of materials for release {v}")).with_hint(
-                "release records do not carry BOMs yet; run `cutover vulns` at that tag",
-            ),
-        );
-    }
     let config = config(ctx)?;
     let path = db_path(ctx, args, config.as_ref())?;
     if !path.exists() {
         return Err(CliError::usage(format!("no vulnerability database at {}", path.display()))
             .with_hint("import advisories first: `cutover vulns import PATH` (an OSV directory or all.zip, or a RustSec advisory-db checkout)"));
     }
-    let root = ctx.project_root()?;
-    let bom = cutover_bom::discover_and_parse(&root);
+    let bom = match &args.release {
+        Some(version) => release_bom(ctx, version)?,
+        None => cutover_bom::discover_and_parse(&ctx.project_root()?),
+    };
     let db = open(ctx, &path)?;
     let st = ctx.block_on(db.status(chrono::Utc::now())).map_err(|e| {
         CliError::failed("cannot read the vulnerability database").with_source_chain(&e)
@@ -374,5 +370,181 @@ fn report(ctx: &Ctx<'_>, args: &VulnsArgs) -> Result<()> {
         }
         return Err(err);
     }
+    Ok(())
+}
+
+/// The bill of materials recorded with release `version`.
+fn release_bom(ctx: &Ctx<'_>, version: &str) -> Result<cutover_bom::Bom> {
+    let store = ctx.store()?;
+    let release = ctx
+        .block_on(store.get_release(version))
+        .map_err(crate::context::store_error)?
+        .ok_or_else(|| {
+            CliError::usage(format!("there is no release {version}"))
+                .with_hint("`cutover audit --action release.created` lists the recorded releases")
+        })?;
+    let Some(bom) = release.bom else {
+        return Err(CliError::usage(format!("release {version} has no recorded bill of materials"))
+            .with_hint(format!(
+                "it was recorded without one; `cutover bom --release {version}` rebuilds it from its tag"
+            )));
+    };
+    cutover_bom::Bom::from_cyclonedx_json(&bom.to_string()).map_err(|e| {
+        CliError::internal(format!(
+            "the bill of materials of release {version} cannot be read"
+        ))
+        .with_cause(e)
+    })
+}
+
+/// `cutover vulns affected ID`: which recorded releases hold an affected version, and where such a
+/// release is live now (the newest `live` deployment of each environment).
+fn affected(ctx: &Ctx<'_>, args: &VulnsArgs, id: &str) -> Result<()> {
+    let config = config(ctx)?;
+    let path = db_path(ctx, args, config.as_ref())?;
+    if !path.exists() {
+        return Err(
+            CliError::usage(format!("no vulnerability database at {}", path.display()))
+                .with_hint("import advisories first: `cutover vulns import PATH`"),
+        );
+    }
+    let db = open(ctx, &path)?;
+    let store = ctx.store()?;
+    let releases = ctx
+        .block_on(store.list_releases())
+        .map_err(crate::context::store_error)?;
+    let wanted = id.to_ascii_uppercase();
+    let mut hits = Vec::new();
+    let mut without_bom = Vec::new();
+    for release in &releases {
+        let Some(bom_json) = &release.bom else {
+            without_bom.push(release.version.clone());
+            continue;
+        };
+        let bom = cutover_bom::Bom::from_cyclonedx_json(&bom_json.to_string()).map_err(|e| {
+            CliError::internal(format!(
+                "the bill of materials of release {} cannot be read",
+                release.version
+            ))
+            .with_cause(e)
+        })?;
+        let report = ctx.block_on(bomscan::scan(&db, &bom)).map_err(|e| {
+            CliError::failed("cannot read the vulnerability database").with_source_chain(&e)
+        })?;
+        let packages: Vec<_> = report
+            .findings
+            .iter()
+            .filter(|f| {
+                f.finding.id.eq_ignore_ascii_case(&wanted)
+                    || f.finding
+                        .aliases
+                        .iter()
+                        .any(|a| a.eq_ignore_ascii_case(&wanted))
+            })
+            .map(|f| {
+                serde_json::json!({
+                    "advisory": f.finding.id,
+                    "package": f.finding.package.name,
+                    "version": f.finding.package.version,
+                    "fixed": f.finding.fixed,
+                    "scope": f.scope,
+                })
+            })
+            .collect();
+        if !packages.is_empty() {
+            hits.push((release.version.clone(), packages));
+        }
+    }
+    ctx.block_on(db.close());
+
+    // Where each affected release is live: the newest live deployment per configured environment.
+    let mut live = Vec::new();
+    if let Some(config) = &config {
+        for (env, settings) in &config.environments {
+            let filter = cutover_store::DeploymentFilter {
+                environment: Some(env.clone()),
+                ..Default::default()
+            };
+            let deployments = ctx
+                .block_on(store.list_deployments(&filter))
+                .map_err(crate::context::store_error)?;
+            if let Some(d) = deployments.iter().find(|d| d.state == "live")
+                && hits.iter().any(|(v, _)| *v == d.release_version)
+            {
+                live.push(serde_json::json!({
+                    "environment": env,
+                    "release": d.release_version,
+                    "deployment": d.id,
+                    "hosts": settings.hosts,
+                }));
+            }
+        }
+    }
+    let doc = serde_json::json!({
+        "advisory": id,
+        "releases": hits.iter().map(|(v, p)| serde_json::json!({"version": v, "packages": p})).collect::<Vec<_>>(),
+        "live": live,
+        "releases_without_bom": without_bom,
+        "releases_checked": releases.len() - without_bom.len(),
+    });
+    if ctx.global.json {
+        ctx.ui.print_json(&doc);
+        return Ok(());
+    }
+    let mut out = String::new();
+    if hits.is_empty() {
+        out.push_str(&format!(
+            "no recorded release is affected by {id} ({} releases checked)\n",
+            releases.len() - without_bom.len()
+        ));
+    } else {
+        out.push_str(&format!(
+            "{}\n",
+            Ui::paint(BOLD, format!("Releases affected by {id}"))
+        ));
+        for (version, packages) in &hits {
+            for p in packages {
+                out.push_str(&format!(
+                    "  {version:<12} {}@{}  fixed in {}\n",
+                    p["package"].as_str().unwrap_or_default(),
+                    p["version"].as_str().unwrap_or_default(),
+                    p["fixed"].as_str().unwrap_or("(no fix)"),
+                ));
+            }
+        }
+        if live.is_empty() {
+            out.push_str(&format!(
+                "{}\n",
+                Ui::paint(DIM, "none of them is live in any environment")
+            ));
+        } else {
+            out.push_str(&format!("{}\n", Ui::paint(BOLD, "Live now")));
+            for l in &live {
+                out.push_str(&format!(
+                    "  {:<12} {} on {}\n",
+                    l["environment"].as_str().unwrap_or_default(),
+                    l["release"].as_str().unwrap_or_default(),
+                    l["hosts"]
+                        .as_array()
+                        .map(|h| h
+                            .iter()
+                            .filter_map(|x| x.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "))
+                        .unwrap_or_default(),
+                ));
+            }
+        }
+    }
+    if !without_bom.is_empty() {
+        out.push_str(&format!(
+            "{}\n",
+            Ui::paint(
+                DIM,
+                format!("not checked (no recorded BOM): {}", without_bom.join(", "))
+            )
+        ));
+    }
+    ctx.ui.print(out);
     Ok(())
 }

@@ -105,3 +105,130 @@ fn bad_sources_and_a_missing_database_are_usage_errors() {
         run.stderr
     );
 }
+
+/// A deployment record, written the way the deploy orchestration will write it.
+fn record_live_deployment(p: &Project, environment: &str, version: &str) {
+    let db = p.path().join(".cutover/state.db");
+    let (environment, version) = (environment.to_owned(), version.to_owned());
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async move {
+            let store = cutover_store::open_sqlite(&db).await.unwrap();
+            let deployment = cutover_store::NewDeployment {
+                environment: environment.clone(),
+                release_version: version.clone(),
+                strategy: "blue-green".into(),
+                state: "live".into(),
+                trigger: "cli".into(),
+                actor: "tester@example.com".into(),
+                reverts: None,
+                created_at: chrono::Utc::now(),
+            };
+            let audit = cutover_store::Audit::new(
+                "tester@example.com",
+                "deployment.created",
+                format!("deployment/{environment}"),
+                serde_json::json!({"release": version}),
+            );
+            store
+                .apply_one(cutover_store::Change::InsertDeployment(deployment), &audit)
+                .await
+                .unwrap();
+        });
+}
+
+#[test]
+fn affected_names_the_releases_and_where_they_are_live() {
+    let p = project(
+        "[vulns]\nfail_on = \"none\"\n\n[service]\nstart = [\"{release_dir}/app\", \"--port\", \"{port}\"]\n\n\
+         [environments.production]\nhosts = [\"web-1\", \"web-2\"]\nlisten = \"127.0.0.1:8090\"\n",
+    );
+    p.cutover(&["release"]).success();
+
+    // By id and by alias: the same release and package.
+    for id in ["RUSTSEC-2021-0003", "cve-2021-25900"] {
+        let run = p.cutover(&["--json", "vulns", "affected", id]);
+        run.success();
+        let doc = run.json();
+        assert_eq!(doc["releases"][0]["version"], "0.1.0", "{id}: {doc}");
+        assert_eq!(doc["releases"][0]["packages"][0]["package"], "smallvec");
+        assert_eq!(doc["live"], serde_json::json!([]), "nothing deployed yet");
+    }
+
+    record_live_deployment(&p, "production", "0.1.0");
+    let run = p.cutover(&["--json", "vulns", "affected", "GHSA-43w2-9j62-hq99"]);
+    run.success();
+    let live = &run.json()["live"];
+    assert_eq!(live[0]["environment"], "production");
+    assert_eq!(live[0]["hosts"], serde_json::json!(["web-1", "web-2"]));
+    let human = p.cutover(&["vulns", "affected", "RUSTSEC-2021-0003"]);
+    assert!(human.stdout.contains("production"), "{}", human.stdout);
+
+    // An advisory that touches nothing we shipped.
+    let none = p.cutover(&["--json", "vulns", "affected", "RUSTSEC-0000-0000"]);
+    none.success();
+    assert_eq!(none.json()["releases"], serde_json::json!([]));
+
+    // The report on a release's recorded BOM.
+    let rel = p.cutover(&["--json", "vulns", "--release", "0.1.0"]);
+    rel.success();
+    assert!(
+        rel.json()["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["id"] == "RUSTSEC-2021-0003")
+    );
+    let missing = p.cutover(&["vulns", "--release", "9.9.9"]);
+    missing.code(2);
+    assert!(
+        missing.stderr.contains("there is no release 9.9.9"),
+        "{}",
+        missing.stderr
+    );
+}
+
+#[test]
+fn the_shipping_notice_lists_vulnerabilities_new_since_the_last_release() {
+    let p = Project::new();
+    p.write("cutover.toml", "[project]\nname = \"demo\"\n");
+    p.git(&["add", "."]);
+    p.git(&["commit", "-q", "-m", "feat: start"]);
+    let rustsec = vuln_fixture("osv/rustsec");
+    p.cutover(&["vulns", "import", rustsec.to_str().unwrap()])
+        .success();
+    p.cutover(&["release"]).success();
+
+    let lock = std::fs::read_to_string(vuln_fixture("lockfiles/cargo-v1/Cargo.lock")).unwrap();
+    p.write("Cargo.lock", &lock);
+    p.git(&["add", "."]);
+    p.git(&["commit", "-q", "-m", "feat: dependencies"]);
+    let run = p.cutover(&["notice", "--format", "json"]);
+    run.success();
+    let notice = run.json();
+    let vulns = notice["vulnerabilities"].as_array().unwrap();
+    let smallvec = vulns
+        .iter()
+        .find(|v| v["id"] == "RUSTSEC-2021-0003")
+        .unwrap();
+    assert_eq!(smallvec["package"], "smallvec");
+    assert!(
+        smallvec["severity"]
+            .as_str()
+            .unwrap()
+            .starts_with("critical"),
+        "{smallvec}"
+    );
+    assert!(!notice["bom_diff"]["added"].as_array().unwrap().is_empty());
+
+    // Once released, the same findings are no longer new.
+    p.cutover(&["release"]).success();
+    p.write("NOTES.md", "more\n");
+    p.git(&["add", "."]);
+    p.git(&["commit", "-q", "-m", "fix: notes"]);
+    let later = p.cutover(&["notice", "--format", "json"]);
+    later.success();
+    assert_eq!(later.json()["vulnerabilities"], serde_json::json!([]));
+}

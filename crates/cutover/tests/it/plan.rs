@@ -171,7 +171,9 @@ fn notice_is_rendered_recorded_and_sent_to_a_file() {
     assert!(changes.contains("Migration: rename old.toml to cutover.toml"));
     assert!(
         run.stdout
-            .contains("## Bill of materials changes\n\n_Not computed yet._")
+            .contains("## Bill of materials changes\n\n_No dependency changes._"),
+        "no lockfile on either side: the diff is computed and empty\n{}",
+        run.stdout
     );
     let sent: Vec<_> = std::fs::read_dir(p.path().join(".cutover/notices"))
         .unwrap()
@@ -194,7 +196,12 @@ fn notice_is_rendered_recorded_and_sent_to_a_file() {
     let content: serde_json::Value =
         serde_json::from_str(doc["content"].as_str().unwrap()).unwrap();
     assert_eq!(content["changes"][0]["breaking"], true);
-    assert_eq!(content["bom_diff"], serde_json::Value::Null);
+    assert_eq!(
+        content["bom_diff"],
+        serde_json::json!({"added": [], "removed": [], "changed": []})
+    );
+    // No vulnerability database here: that slot is not computed.
+    assert_eq!(content["vulnerabilities"], serde_json::Value::Null);
 
     let bad = p.cutover(&["notice", "--eta", "soon"]);
     bad.code(2);

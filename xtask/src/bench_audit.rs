@@ -8,7 +8,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use crate::bench::{rerun_in_release, size};
+use anyhow::Result;
 use chrono::Utc;
 use cutover_core::audit::{AuditEvent, ChainVerifier, GENESIS_HASH, canonical_json};
 use cutover_store::{Audit, PgStore, SqliteStore, Store};
@@ -21,13 +22,6 @@ const APPENDS: usize = 4_000;
 const VERIFY_EVENTS: usize = 1_000_000;
 /// Rows per INSERT when filling the chain for the verify benchmark (under both bind-count limits).
 const FILL_BATCH: usize = 2_000;
-
-fn size(var: &str, default: usize) -> usize {
-    std::env::var(var)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 pub fn run() -> Result<()> {
     if cfg!(debug_assertions) {
@@ -44,21 +38,6 @@ pub fn run() -> Result<()> {
     let result = runtime.block_on(bench(&cluster, tmp.path(), appends, verify_events));
     cluster.stop()?;
     result
-}
-
-fn rerun_in_release() -> Result<()> {
-    println!("(debug build: re-running in release mode)");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
-    let status = std::process::Command::new(cargo)
-        .args(["run", "--release", "--quiet", "--manifest-path"])
-        .arg(manifest)
-        .arg("--")
-        .args(std::env::args_os().skip(1))
-        .status()
-        .context("running cargo")?;
-    anyhow::ensure!(status.success(), "the release run failed: {status}");
-    Ok(())
 }
 
 struct Rates {

@@ -15,6 +15,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::bench::rerun_in_release;
 use anyhow::{Context, Result, bail, ensure};
 use cutover_release::{ChangelogRange, Options};
 
@@ -385,19 +386,4 @@ fn generate(repo: &Path, commits: usize) -> Result<usize> {
         bail!("git fast-import failed: {status}");
     }
     Ok(tags)
-}
-
-fn rerun_in_release() -> Result<()> {
-    println!("(debug build: re-running in release mode)");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
-    let status = Command::new(cargo)
-        .args(["run", "--release", "--quiet", "--manifest-path"])
-        .arg(manifest)
-        .arg("--")
-        .args(std::env::args_os().skip(1))
-        .status()
-        .context("running cargo")?;
-    ensure!(status.success(), "the release run failed: {status}");
-    Ok(())
 }

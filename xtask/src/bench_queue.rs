@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::bench::{rerun_in_release, size};
 use anyhow::{Context, Result};
 use async_trait::async_trait;
 use cutover_core::queue::{JobClass, QueuePolicy};
@@ -18,13 +19,6 @@ use cutover_queue::{JobError, JobHandler, Registry, WorkerConfig, run_workers, s
 use cutover_store::{EnqueueJob, Job, Store};
 use serde_json::{Value, json};
 use sqlx::Connection;
-
-fn size(var: &str, default: usize) -> usize {
-    std::env::var(var)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 pub fn run() -> Result<()> {
     if cfg!(debug_assertions) {
@@ -41,21 +35,6 @@ pub fn run() -> Result<()> {
     let result = runtime.block_on(bench(&cluster, tmp.path(), jobs, backlog));
     cluster.stop()?;
     result
-}
-
-fn rerun_in_release() -> Result<()> {
-    println!("(debug build: re-running in release mode)");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
-    let status = std::process::Command::new(cargo)
-        .args(["run", "--release", "--quiet", "--manifest-path"])
-        .arg(manifest)
-        .arg("--")
-        .args(std::env::args_os().skip(1))
-        .status()
-        .context("running cargo")?;
-    anyhow::ensure!(status.success(), "the release run failed: {status}");
-    Ok(())
 }
 
 /// Counts the jobs it ran (the run is complete once the count reaches the jobs enqueued; the

@@ -7,6 +7,7 @@
 //! Built in debug mode it re-runs itself in release mode. Sizes can be lowered for a quick look:
 //! `CUTOVER_BENCH_VULNS_ADVISORIES`, `CUTOVER_BENCH_VULNS_COMPONENTS`.
 
+use crate::bench::{rerun_in_release, size};
 use anyhow::{Context, Result, bail};
 use chrono::Utc;
 use cutover_vuln::db::VulnDb;
@@ -35,13 +36,6 @@ const ECOSYSTEMS: [&str; 8] = [
 /// Package names per ecosystem that have advisories; BOM names are drawn from twice as many.
 const NAMES_PER_ECOSYSTEM: usize = 5_000;
 
-fn size(var: &str, default: usize) -> usize {
-    std::env::var(var)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 pub fn run() -> Result<()> {
     if cfg!(debug_assertions) {
         return rerun_in_release();
@@ -50,21 +44,6 @@ pub fn run() -> Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(bench())
-}
-
-fn rerun_in_release() -> Result<()> {
-    println!("(debug build: re-running in release mode)");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
-    let status = Command::new(cargo)
-        .args(["run", "--release", "--quiet", "--manifest-path"])
-        .arg(manifest)
-        .arg("--")
-        .args(std::env::args_os().skip(1))
-        .status()
-        .context("running cargo")?;
-    anyhow::ensure!(status.success(), "the release run failed: {status}");
-    Ok(())
 }
 
 fn ms(d: Duration) -> String {

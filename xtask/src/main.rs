@@ -2,6 +2,7 @@
 //! and benchmarks against the tools our users would otherwise pick.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod bench;
 mod bench_audit;
 mod bench_bom;
 mod bench_plan;

@@ -9,7 +9,7 @@ use crate::context::Ctx;
 use crate::error::{CliError, Result, ResultExt};
 use crate::ui::{BOLD, Ui};
 use clap::Parser;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 /// The sample history: (file, content, commit message). Dates are fixed so the demo's notes and
@@ -231,7 +231,7 @@ fn git(dir: &Path, args: &[&str], when: &str) -> Result<()> {
     Ok(())
 }
 
-fn make_sample_repo(dir: &Path) -> Result<PathBuf> {
+fn make_sample_repo(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).internal(|| format!("cannot create `{}`", dir.display()))?;
     let start = "2026-11-02T09:00:00Z";
     git(dir, &["init", "-q", "-b", "main"], start)?;
@@ -249,5 +249,5 @@ fn make_sample_repo(dir: &Path) -> Result<PathBuf> {
             git(dir, &["tag", "-a", "v0.1.0", "-m", "v0.1.0"], &when)?;
         }
     }
-    Ok(dir.to_path_buf())
+    Ok(())
 }

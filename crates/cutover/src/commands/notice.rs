@@ -247,7 +247,7 @@ fn boms_since(
         Some(current) => {
             let recorded = ctx.store().ok().and_then(|store| {
                 let release = ctx.block_on(store.get_release(&current.version)).ok()??;
-                cutover_bom::Bom::from_cyclonedx_json(&release.bom?.to_string()).ok()
+                super::vulns::recorded_bom(&release).ok()?
             });
             match recorded {
                 Some(bom) => bom,
@@ -299,11 +299,7 @@ fn new_vulnerabilities(
     base: &cutover_bom::Bom,
     next: &cutover_bom::Bom,
 ) -> Option<Vec<cutover_notes::notice::Vulnerability>> {
-    let path = match config.and_then(|c| c.vulns.db.clone()) {
-        Some(p) if root.join(&p).is_dir() => root.join(p).join("vulns.db"),
-        Some(p) => root.join(p),
-        None => root.join(cutover_vuln::db::DEFAULT_PATH),
-    };
+    let path = super::vulns::configured_db_path(root, config);
     if !path.exists() {
         return None;
     }

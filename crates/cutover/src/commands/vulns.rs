@@ -36,11 +36,16 @@ fn db_path(
     args: &VulnsArgs,
     config: Option<&cutover_config::Config>,
 ) -> Result<PathBuf> {
-    let root = ctx.project_root()?;
-    let configured = config.and_then(|c| c.vulns.db.clone());
-    Ok(match (&args.db, configured) {
-        (Some(p), _) => p.clone(),
-        (None, Some(p)) => {
+    match &args.db {
+        Some(p) => Ok(p.clone()),
+        None => Ok(configured_db_path(&ctx.project_root()?, config)),
+    }
+}
+
+/// `[vulns] db` (a directory holds `vulns.db`), else `.cutover/vulns.db`, under `root`.
+pub(super) fn configured_db_path(root: &Path, config: Option<&cutover_config::Config>) -> PathBuf {
+    match config.and_then(|c| c.vulns.db.clone()) {
+        Some(p) => {
             let p = root.join(p);
             if p.is_dir() || p.extension().is_none() {
                 p.join("vulns.db")
@@ -48,8 +53,24 @@ fn db_path(
                 p
             }
         }
-        (None, None) => root.join(db::DEFAULT_PATH),
-    })
+        None => root.join(db::DEFAULT_PATH),
+    }
+}
+
+/// The bill of materials recorded with a release, if it has one.
+pub(super) fn recorded_bom(release: &cutover_store::Release) -> Result<Option<cutover_bom::Bom>> {
+    let Some(bom) = &release.bom else {
+        return Ok(None);
+    };
+    cutover_bom::Bom::from_cyclonedx_json(&bom.to_string())
+        .map(Some)
+        .map_err(|e| {
+            CliError::internal(format!(
+                "the bill of materials of release {} cannot be read",
+                release.version
+            ))
+            .with_cause(e)
+        })
 }
 
 fn open(ctx: &Ctx<'_>, path: &Path) -> Result<VulnDb> {

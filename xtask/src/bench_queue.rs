@@ -3,9 +3,12 @@
 //! start behind a backlog of 10,000 queued jobs.
 //!
 //! Every enqueue and completion writes its audit event in the same transaction (the store's rule),
-//! so these are the rates of the audited queue. Built in debug mode it re-runs itself in release
-//! mode. Sizes: `CUTOVER_BENCH_QUEUE_JOBS` (default 4,000), `CUTOVER_BENCH_QUEUE_BACKLOG`
-//! (default 10,000).
+//! so these are the rates of the audited queue. Two paths are measured: `single` (one job per
+//! enqueue, claim and completion transaction: workers of capacity 1 that write each completion at
+//! once) and `batched` (enqueues of [`ENQUEUE_BATCH`] jobs, workers of capacity [`CAPACITY`] (by default) that
+//! claim their free slots in one statement and write completions together every [`FLUSH_MS`]).
+//! Built in debug mode it re-runs itself in release mode. Sizes: `CUTOVER_BENCH_QUEUE_JOBS`
+//! (default 4,000 single, 20,000 batched), `CUTOVER_BENCH_QUEUE_BACKLOG` (default 10,000).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,6 +28,7 @@ pub fn run() -> Result<()> {
         return rerun_in_release();
     }
     let jobs = size("CUTOVER_BENCH_QUEUE_JOBS", 4_000);
+    let batched_jobs = size("CUTOVER_BENCH_QUEUE_JOBS", 20_000);
     let backlog = size("CUTOVER_BENCH_QUEUE_BACKLOG", 10_000);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -32,7 +36,7 @@ pub fn run() -> Result<()> {
     println!("starting a throwaway PostgreSQL cluster…");
     let cluster = crate::pg::start()?;
     let tmp = tempfile::tempdir()?;
-    let result = runtime.block_on(bench(&cluster, tmp.path(), jobs, backlog));
+    let result = runtime.block_on(bench(&cluster, tmp.path(), jobs, batched_jobs, backlog));
     cluster.stop()?;
     result
 }
@@ -55,10 +59,56 @@ fn registry(count: &Arc<AtomicUsize>) -> Registry {
     r
 }
 
-fn config(name: &str) -> WorkerConfig {
-    WorkerConfig {
+/// Jobs per enqueue transaction on the batched path.
+const ENQUEUE_BATCH: usize = 500;
+/// Jobs a worker runs at once on the batched path (`CUTOVER_BENCH_QUEUE_CAPACITY`).
+const CAPACITY: usize = 64;
+/// How long finished jobs wait to be completed together on the batched path, in milliseconds
+/// (`CUTOVER_BENCH_QUEUE_FLUSH_MS`).
+const FLUSH_MS: usize = 5;
+
+fn capacity() -> usize {
+    size("CUTOVER_BENCH_QUEUE_CAPACITY", CAPACITY).max(1)
+}
+
+fn flush() -> Duration {
+    Duration::from_millis(size("CUTOVER_BENCH_QUEUE_FLUSH_MS", FLUSH_MS) as u64)
+}
+
+/// The two paths measured (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    Single,
+    Batched,
+}
+
+impl Path {
+    fn name(self) -> &'static str {
+        match self {
+            Path::Single => "single",
+            Path::Batched => "batched",
+        }
+    }
+}
+
+fn config(name: &str, path: Path) -> WorkerConfig {
+    let base = WorkerConfig {
         poll: Duration::from_millis(20),
         ..WorkerConfig::new(name, "bench@example.com")
+    };
+    match path {
+        Path::Single => WorkerConfig {
+            capacity: 1,
+            flush: Duration::ZERO,
+            max_batch: 1,
+            ..base
+        },
+        Path::Batched => WorkerConfig {
+            capacity: capacity(),
+            flush: flush(),
+            max_batch: 256,
+            ..base
+        },
     }
 }
 
@@ -68,6 +118,7 @@ async fn enqueue_noops(
     n: usize,
     writers: usize,
     class: Option<JobClass>,
+    path: Path,
 ) -> Result<Duration> {
     let start = Instant::now();
     let mut tasks = Vec::new();
@@ -76,12 +127,29 @@ async fn enqueue_noops(
         let each = n / writers + usize::from(w < n % writers);
         tasks.push(tokio::spawn(async move {
             let policy = QueuePolicy::default();
-            for i in 0..each {
+            let job = |i: usize| {
                 let class = class.unwrap_or(JobClass::ALL[i % 4]);
-                let job = EnqueueJob::new(class, "noop", json!({"w": w, "i": i}));
-                store
-                    .enqueue_job(&job, &policy, "bench@example.com")
-                    .await?;
+                EnqueueJob::new(class, "noop", json!({"w": w, "i": i}))
+            };
+            match path {
+                Path::Single => {
+                    for i in 0..each {
+                        store
+                            .enqueue_job(&job(i), &policy, "bench@example.com")
+                            .await?;
+                    }
+                }
+                Path::Batched => {
+                    let mut i = 0;
+                    while i < each {
+                        let end = (i + ENQUEUE_BATCH).min(each);
+                        let batch: Vec<EnqueueJob> = (i..end).map(job).collect();
+                        store
+                            .enqueue_jobs(&batch, &policy, "bench@example.com")
+                            .await?;
+                        i = end;
+                    }
+                }
             }
             anyhow::Ok(())
         }));
@@ -97,24 +165,31 @@ async fn throughput(
     store: Arc<dyn Store>,
     n: usize,
     workers: usize,
+    path: Path,
 ) -> Result<(Duration, Duration)> {
-    let enqueue = enqueue_noops(&store, n, workers, None).await?;
+    let enqueue = enqueue_noops(&store, n, workers, None, path).await?;
     let (stop, listener) = shutdown_signal();
     let start = Instant::now();
     let count = Arc::new(AtomicUsize::new(0));
     let pool = tokio::spawn(run_workers(
         Arc::clone(&store),
         registry(&count),
-        config("tp"),
+        config("tp", path),
         workers,
         listener,
     ));
     while count.load(Ordering::Relaxed) < n {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
+    // Workers write their last completions before they stop: the run ends with them.
     stop.trigger();
-    pool.await?;
+    let stats = pool.await?;
     let dispatch = start.elapsed();
+    let completed: u64 = stats.iter().map(|s| s.completed).sum();
+    anyhow::ensure!(
+        completed == n as u64,
+        "{completed} of {n} jobs were recorded as completed"
+    );
     Ok((enqueue, dispatch))
 }
 
@@ -123,16 +198,24 @@ async fn hotfix_latency(
     store: Arc<dyn Store>,
     backlog: usize,
     samples: usize,
+    path: Path,
 ) -> Result<Vec<Duration>> {
     // The backlog is ordinary work (normal and background); the hotfix must pass it.
-    enqueue_noops(&store, backlog / 2, 4, Some(JobClass::Normal)).await?;
-    enqueue_noops(&store, backlog - backlog / 2, 4, Some(JobClass::Background)).await?;
+    enqueue_noops(&store, backlog / 2, 4, Some(JobClass::Normal), path).await?;
+    enqueue_noops(
+        &store,
+        backlog - backlog / 2,
+        4,
+        Some(JobClass::Background),
+        path,
+    )
+    .await?;
     let (stop, listener) = shutdown_signal();
     let count = Arc::new(AtomicUsize::new(0));
     let pool = tokio::spawn(run_workers(
         Arc::clone(&store),
         registry(&count),
-        config("lat"),
+        config("lat", path),
         4,
         listener,
     ));
@@ -171,6 +254,7 @@ async fn bench(
     cluster: &crate::pg::PgCluster,
     tmp: &std::path::Path,
     jobs: usize,
+    batched_jobs: usize,
     backlog: usize,
 ) -> Result<()> {
     let mut counter = 0;
@@ -188,52 +272,92 @@ async fn bench(
             anyhow::Ok(url)
         }
     };
-    println!("queue throughput: {jobs} no-op jobs per run (enqueue, then dispatch), audited");
+    let _ = std::process::Command::new("uptime").status();
     println!(
-        "{:<12} {:>8} {:>14} {:>14} {:>14}",
-        "backend", "workers", "enqueue/s", "dispatch/s", "overall/s"
+        "queue throughput: no-op jobs (enqueue, then dispatch), audited; single = one job per \
+         transaction, batched = enqueues of {ENQUEUE_BATCH}, workers of capacity {} \
+         completing together every {} ms",
+        capacity(),
+        flush().as_millis()
+    );
+    println!(
+        "{:<10} {:<8} {:>7} {:>7} {:>11} {:>11} {:>11} {:>8}",
+        "backend", "path", "workers", "jobs", "enqueue/s", "dispatch/s", "overall/s", "× single"
     );
     for backend in ["sqlite", "postgres"] {
         for workers in [1usize, 4] {
-            let url = match backend {
-                "sqlite" => format!("sqlite:{}", tmp.join(format!("tp-{workers}.db")).display()),
-                _ => fresh_pg().await?,
-            };
-            let store = cutover_store::open(&url).await?;
-            let (enq, disp) = throughput(Arc::clone(&store), jobs, workers).await?;
-            store.close().await;
-            let rate = |d: Duration| jobs as f64 / d.as_secs_f64();
-            println!(
-                "{:<12} {:>8} {:>14.0} {:>14.0} {:>14.0}",
-                backend,
-                workers,
-                rate(enq),
-                rate(disp),
-                rate(enq + disp)
-            );
+            let mut single_overall = None;
+            for path in [Path::Single, Path::Batched] {
+                let n = match path {
+                    Path::Single => jobs,
+                    Path::Batched => batched_jobs,
+                };
+                let url = match backend {
+                    "sqlite" => format!(
+                        "sqlite:{}",
+                        tmp.join(format!("tp-{workers}-{}.db", path.name()))
+                            .display()
+                    ),
+                    _ => fresh_pg().await?,
+                };
+                let store = cutover_store::open(&url).await?;
+                let (enq, disp) = throughput(Arc::clone(&store), n, workers, path).await?;
+                anyhow::ensure!(
+                    store.verify_audit().await?.first_broken.is_none(),
+                    "the audit chain does not verify after the run"
+                );
+                store.close().await;
+                let rate = |d: Duration| n as f64 / d.as_secs_f64();
+                let overall = rate(enq + disp);
+                let ratio = match single_overall {
+                    None => {
+                        single_overall = Some(overall);
+                        "1.0".to_owned()
+                    }
+                    Some(single) => format!("{:.1}", overall / single),
+                };
+                println!(
+                    "{:<10} {:<8} {:>7} {:>7} {:>11.0} {:>11.0} {:>11.0} {:>8}",
+                    backend,
+                    path.name(),
+                    workers,
+                    n,
+                    rate(enq),
+                    rate(disp),
+                    overall,
+                    ratio
+                );
+            }
         }
     }
     println!(
         "\nhotfix start latency behind a backlog of {backlog} queued jobs (4 workers draining it)"
     );
     for backend in ["sqlite", "postgres"] {
-        let url = match backend {
-            "sqlite" => format!("sqlite:{}", tmp.join("latency.db").display()),
-            _ => fresh_pg().await?,
-        };
-        let store = cutover_store::open(&url).await?;
-        let lat = hotfix_latency(Arc::clone(&store), backlog, 50).await?;
-        store.close().await;
-        let pick = |q: f64| lat[((lat.len() - 1) as f64 * q) as usize];
-        println!(
-            "{:<12} samples {:>3}  median {:>8.2} ms  p95 {:>8.2} ms  max {:>8.2} ms",
-            backend,
-            lat.len(),
-            pick(0.5).as_secs_f64() * 1e3,
-            pick(0.95).as_secs_f64() * 1e3,
-            pick(1.0).as_secs_f64() * 1e3
-        );
+        for path in [Path::Single, Path::Batched] {
+            let url = match backend {
+                "sqlite" => format!(
+                    "sqlite:{}",
+                    tmp.join(format!("latency-{}.db", path.name())).display()
+                ),
+                _ => fresh_pg().await?,
+            };
+            let store = cutover_store::open(&url).await?;
+            let lat = hotfix_latency(Arc::clone(&store), backlog, 50, path).await?;
+            store.close().await;
+            let pick = |q: f64| lat[((lat.len() - 1) as f64 * q) as usize];
+            println!(
+                "{:<10} {:<8} samples {:>3}  median {:>8.2} ms  p95 {:>8.2} ms  max {:>8.2} ms",
+                backend,
+                path.name(),
+                lat.len(),
+                pick(0.5).as_secs_f64() * 1e3,
+                pick(0.95).as_secs_f64() * 1e3,
+                pick(1.0).as_secs_f64() * 1e3
+            );
+        }
     }
+    let _ = std::process::Command::new("uptime").status();
     println!(
         "\nanchors (other hardware): River ≈46k jobs/s on 8 cores; graphile-worker ≈15.6k jobs/s unbatched"
     );

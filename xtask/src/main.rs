@@ -5,8 +5,10 @@
 mod bench;
 mod bench_audit;
 mod bench_bom;
+mod bench_deploy;
 mod bench_plan;
 mod bench_queue;
+mod bench_router;
 mod bench_vulns;
 mod codegen;
 mod pg;
@@ -62,6 +64,14 @@ enum Bench {
     /// Queue throughput (no-op jobs, 1 and 4 workers) and hotfix start latency behind a
     /// 10,000-job backlog, on SQLite and PostgreSQL.
     Queue,
+    /// Blue-green deployment time on 1 and 4 local hosts, warm rollback latency (command start →
+    /// first request served by the old version), failed requests under constant load during 20
+    /// deploy-and-rollback cycles.
+    Deploy,
+    /// The cutover router vs HAProxy and nginx (installed when missing and root) on loopback:
+    /// throughput, p50/p99 latency and their ratios; requests lost during 100 switches under
+    /// load, and the switch latency.
+    Router,
 }
 
 fn main() -> std::process::ExitCode {
@@ -75,6 +85,8 @@ fn main() -> std::process::ExitCode {
             Bench::Plan => bench_plan::run().map(|()| 0),
             Bench::Vulns => bench_vulns::run().map(|()| 0),
             Bench::Queue => bench_queue::run().map(|()| 0),
+            Bench::Router => bench_router::run().map(|()| 0),
+            Bench::Deploy => bench_deploy::run().map(|()| 0),
         },
     };
     match result {

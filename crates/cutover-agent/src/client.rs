@@ -1,5 +1,10 @@
 //! The agent's side of the protocol: a small HTTP/1.1 client to the control plane over a unix
-//! socket (`unix:PATH`, the embedded default) or loopback TCP (`http://…`).
+//! socket (`unix:PATH`, the embedded default), TLS (`https://…`, rustls) or loopback TCP
+//! (`http://…`).
+//!
+//! TLS trusts the system's roots, or only the CA certificates of an explicit file
+//! ([`Client::with_ca_file`], `cutover agent --ca-file`), as `curl --cacert` does: a private CA
+//! then vouches for the control plane and nothing else does.
 //!
 //! One connection per request: a long poll holds its connection for its whole wait anyway, and a
 //! fresh connection after a control-plane restart needs no stale-pool handling. The token goes in
@@ -8,11 +13,14 @@
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, ServerName};
 use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt as _;
 
@@ -28,6 +36,9 @@ pub enum ControlUrl {
     Unix(PathBuf),
     /// `http://HOST:PORT`, an IP address (no name resolution: loopback is checked on the address).
     Http(SocketAddr),
+    /// `https://HOST[:PORT]`: a DNS name or an IP address, which the server's certificate must
+    /// name; the port defaults to 443.
+    Https { host: String, port: u16 },
 }
 
 impl fmt::Display for ControlUrl {
@@ -35,13 +46,14 @@ impl fmt::Display for ControlUrl {
         match self {
             ControlUrl::Unix(p) => write!(f, "unix:{}", p.display()),
             ControlUrl::Http(a) => write!(f, "http://{a}"),
+            ControlUrl::Https { host, port } => write!(f, "https://{}", authority(host, *port)),
         }
     }
 }
 
 impl ControlUrl {
-    /// Parses `unix:PATH` or `http://IP:PORT`. Plain HTTP carries the token in clear, so a
-    /// non-loopback address is refused unless `allow_remote_http`.
+    /// Parses `unix:PATH`, `https://HOST[:PORT]` or `http://IP:PORT`. Plain HTTP carries the token
+    /// in clear, so a non-loopback address is refused unless `allow_remote_http`.
     pub fn parse(url: &str, allow_remote_http: bool) -> Result<ControlUrl, ClientError> {
         let bad = |expected: &str| ClientError::BadUrl {
             url: url.to_owned(),
@@ -53,13 +65,15 @@ impl ControlUrl {
             }
             return Ok(ControlUrl::Unix(PathBuf::from(path)));
         }
-        if url.starts_with("https://") {
-            return Err(bad(
-                "`unix:PATH` or `http://IP:PORT`; https is not supported by this agent yet",
-            ));
+        if let Some(rest) = url.strip_prefix("https://") {
+            let (host, port) = split_authority(rest.strip_suffix('/').unwrap_or(rest))
+                .ok_or_else(|| bad("`https://HOST[:PORT]` with a DNS name or an IP address"))?;
+            return Ok(ControlUrl::Https { host, port });
         }
         let Some(rest) = url.strip_prefix("http://") else {
-            return Err(bad("`unix:PATH` or `http://IP:PORT`"));
+            return Err(bad(
+                "`unix:PATH`, `https://HOST[:PORT]` or `http://IP:PORT`",
+            ));
         };
         let authority = rest.trim_end_matches('/');
         let addr: SocketAddr = authority
@@ -70,6 +84,42 @@ impl ControlUrl {
         }
         Ok(ControlUrl::Http(addr))
     }
+}
+
+/// `host:port`, with brackets around an IPv6 address.
+fn authority(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// `HOST[:PORT]` of an https URL (no path, no user): a name a certificate can hold, and the port.
+fn split_authority(authority: &str) -> Option<(String, u16)> {
+    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        host.parse::<std::net::Ipv6Addr>().ok()?;
+        match after {
+            "" => (host, None),
+            _ => (host, Some(after.strip_prefix(':')?)),
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }
+    };
+    let port = match port {
+        None => 443,
+        Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0)?,
+    };
+    // ServerName accepts exactly what a certificate can name: a DNS name or an IP address.
+    if host.is_empty() || host.contains(['/', '@', '?', '#']) {
+        return None;
+    }
+    ServerName::try_from(host).ok()?;
+    Some((host.to_ascii_lowercase(), port))
 }
 
 fn is_loopback(ip: IpAddr) -> bool {
@@ -90,6 +140,16 @@ pub enum ClientError {
         "refusing plain http to the non-loopback address {addr}: the token would travel in clear; hint: use https, a unix socket, or pass the explicit allow flag"
     )]
     RemoteHttp { addr: SocketAddr },
+    #[error("cannot read the CA file {}: {what}; expected PEM `CERTIFICATE` blocks", path.display())]
+    CaFile { path: PathBuf, what: String },
+    #[error(
+        "TLS with the control plane at {url} failed: {what}; hint: its certificate must name the URL's host and chain to {roots}"
+    )]
+    Tls {
+        url: String,
+        what: String,
+        roots: String,
+    },
     #[error("cannot connect to the control plane at {url}: {source}")]
     Connect {
         url: String,
@@ -140,12 +200,56 @@ impl ClientError {
 trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static> Io for T {}
 
+/// The TLS side of a client: its rustls configuration and what its roots are (for errors).
+#[derive(Clone)]
+struct Tls {
+    config: Result<Arc<rustls::ClientConfig>, String>,
+    roots: String,
+}
+
+impl Tls {
+    fn with_roots(roots: rustls::RootCertStore, described: String) -> Tls {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map(|b| {
+                let mut c = b.with_root_certificates(roots).with_no_client_auth();
+                c.alpn_protocols = vec![b"http/1.1".to_vec()];
+                Arc::new(c)
+            })
+            .map_err(|e| e.to_string());
+        Tls {
+            config,
+            roots: described,
+        }
+    }
+
+    /// The system's trust roots (certificates that fail to load are skipped; none at all is an
+    /// error at connect time, with a hint).
+    fn system() -> Tls {
+        let found = rustls_native_certs::load_native_certs();
+        let mut roots = rustls::RootCertStore::empty();
+        let (added, _) = roots.add_parsable_certificates(found.certs);
+        if added == 0 {
+            return Tls {
+                config: Err(
+                    "no trust roots were found in the system store; pass --ca-file".to_owned(),
+                ),
+                roots: "the system's trust roots".to_owned(),
+            };
+        }
+        Tls::with_roots(roots, "the system's trust roots".to_owned())
+    }
+}
+
 /// A client of one control plane, as one agent.
 #[derive(Clone)]
 pub struct Client {
     url: ControlUrl,
     name: String,
     token: String,
+    /// `Some` for an https URL.
+    tls: Option<Tls>,
 }
 
 impl fmt::Debug for Client {
@@ -159,13 +263,45 @@ impl fmt::Debug for Client {
 }
 
 impl Client {
+    /// A client of `url`; an https URL trusts the system's roots (see [`Client::with_ca_file`]).
     #[must_use]
     pub fn new(url: ControlUrl, name: impl Into<String>, token: impl Into<String>) -> Self {
+        let tls = matches!(url, ControlUrl::Https { .. }).then(Tls::system);
         Self {
             url,
             name: name.into(),
             token: token.into(),
+            tls,
         }
+    }
+
+    /// Trusts only the CA certificates in the PEM file `path` for https (instead of the system's
+    /// roots). Without effect on `unix:` and `http://` URLs, except that the file is checked.
+    pub fn with_ca_file(mut self, path: &Path) -> Result<Self, ClientError> {
+        let ca_err = |what: String| ClientError::CaFile {
+            path: path.to_owned(),
+            what,
+        };
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(|e| ca_err(e.to_string()))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ca_err(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(ca_err("it holds no certificate".to_owned()));
+        }
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in certs {
+            roots
+                .add(cert)
+                .map_err(|e| ca_err(format!("a certificate is not a usable CA: {e}")))?;
+        }
+        if self.tls.is_some() {
+            self.tls = Some(Tls::with_roots(
+                roots,
+                format!("the CA file {}", path.display()),
+            ));
+        }
+        Ok(self)
     }
 
     #[must_use]
@@ -182,11 +318,48 @@ impl Client {
                 let _ = s.set_nodelay(true);
                 Box::new(s) as Box<dyn Io>
             }),
+            ControlUrl::Https { host, port } => return self.connect_tls(host, *port).await,
         };
         io.map_err(|source| ClientError::Connect {
             url: self.url.to_string(),
             source,
         })
+    }
+
+    async fn connect_tls(&self, host: &str, port: u16) -> Result<Box<dyn Io>, ClientError> {
+        let tls = self
+            .tls
+            .as_ref()
+            .expect("an https client always has its TLS side");
+        let tls_err = |what: String| ClientError::Tls {
+            url: self.url.to_string(),
+            what,
+            roots: tls.roots.clone(),
+        };
+        let config = tls.config.clone().map_err(tls_err)?;
+        let server_name = ServerName::try_from(host.to_owned()).map_err(|e| {
+            tls_err(format!(
+                "{host:?} is not a name a certificate can hold: {e}"
+            ))
+        })?;
+        let tcp = tokio::net::TcpStream::connect((host, port))
+            .await
+            .map_err(|source| ClientError::Connect {
+                url: self.url.to_string(),
+                source,
+            })?;
+        let _ = tcp.set_nodelay(true);
+        let stream = tokio_rustls::TlsConnector::from(config)
+            .connect(server_name, tcp)
+            .await
+            .map_err(|e| {
+                // rustls reports a refused certificate as an io::Error wrapping its own error.
+                let what = e
+                    .get_ref()
+                    .map_or_else(|| e.to_string(), |inner| inner.to_string());
+                tls_err(format!("the handshake failed: {what}"))
+            })?;
+        Ok(Box::new(stream))
     }
 
     /// Sends one request; returns the status and the response (body not read yet).
@@ -212,6 +385,10 @@ impl Client {
         let host = match &self.url {
             ControlUrl::Unix(_) => "localhost".to_owned(),
             ControlUrl::Http(a) => a.to_string(),
+            ControlUrl::Https { host, port } if *port == 443 => {
+                authority(host, *port).trim_end_matches(":443").to_owned()
+            }
+            ControlUrl::Https { host, port } => authority(host, *port),
         };
         let mut req = Request::builder()
             .method(method.clone())
@@ -376,11 +553,32 @@ mod tests {
         let err = ControlUrl::parse("http://10.0.0.5:7000", false).unwrap_err();
         assert!(matches!(err, ClientError::RemoteHttp { .. }), "{err}");
         assert!(ControlUrl::parse("http://10.0.0.5:7000", true).is_ok());
+        assert_eq!(
+            ControlUrl::parse("https://Control.example.com/", false).unwrap(),
+            ControlUrl::Https {
+                host: "control.example.com".into(),
+                port: 443
+            }
+        );
+        assert_eq!(
+            ControlUrl::parse("https://10.0.0.5:8443", false).unwrap(),
+            ControlUrl::Https {
+                host: "10.0.0.5".into(),
+                port: 8443
+            }
+        );
+        let v6 = ControlUrl::parse("https://[::1]:8443", false).unwrap();
+        assert_eq!(v6.to_string(), "https://[::1]:8443");
         for bad in [
             "unix:",
             "ftp://x",
             "http://example.com:80",
-            "https://h:1",
+            "https://",
+            "https://h:0",
+            "https://h:x",
+            "https://h/path",
+            "https://user@h",
+            "https://[nope]:1",
             "",
         ] {
             assert!(ControlUrl::parse(bad, true).is_err(), "{bad}");
@@ -391,6 +589,13 @@ mod tests {
         #[test]
         fn url_parsing_never_panics(s in ".{0,64}") {
             let _ = ControlUrl::parse(&s, false);
+        }
+
+        #[test]
+        fn https_urls_round_trip_through_display(s in "https://[a-z0-9.:\\[\\]-]{0,30}") {
+            if let Ok(url) = ControlUrl::parse(&s, false) {
+                proptest::prop_assert_eq!(ControlUrl::parse(&url.to_string(), false).unwrap(), url);
+            }
         }
     }
 }

@@ -68,6 +68,10 @@ pub struct AgentConfig {
     /// How often routing that waits for health is retried.
     pub route_tick: Duration,
     pub backoff: Backoff,
+    /// On SIGUSR1, give up the reconnect backoff and reconnect at once (the local agent: the CLI
+    /// wakes it after binding the control socket). Off by default: a library must not take a
+    /// process-wide signal unasked.
+    pub wake_on_sigusr1: bool,
 }
 
 impl AgentConfig {
@@ -80,6 +84,7 @@ impl AgentConfig {
             report_interval: Duration::from_secs(10),
             route_tick: Duration::from_millis(100),
             backoff: Backoff::default(),
+            wake_on_sigusr1: false,
         }
     }
 }
@@ -243,6 +248,41 @@ async fn fetch_artifacts(
     errors
 }
 
+/// Sends the observed state; a failure is noted (the poll in flight notices an outage too and
+/// reconnects).
+async fn send_report(
+    client: &Client,
+    reconciler: &mut Reconciler,
+    status: &watch::Sender<AgentStatus>,
+    fetch_errors: &[(String, String)],
+) -> Result<(), ClientError> {
+    let mut report = reconciler.report();
+    add_fetch_errors(&mut report, fetch_errors);
+    match client.report(&report).await {
+        Ok(()) => {
+            status.send_modify(|s| s.reports += 1);
+            Ok(())
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            status.send_modify(|s| s.last_error = Some(msg));
+            Err(e)
+        }
+    }
+}
+
+/// The next SIGUSR1, or never when the daemon does not listen for it.
+async fn woken(wake: &mut Option<tokio::signal::unix::Signal>) {
+    match wake {
+        Some(signal) => {
+            if signal.recv().await.is_none() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending().await,
+    }
+}
+
 async fn run(
     config: AgentConfig,
     mut reconciler: Reconciler,
@@ -254,10 +294,27 @@ async fn run(
     let mut attempt = 0u32;
     let mut poll_timeout = Duration::from_secs(30);
     let mut pending = register(client.clone(), config.name.clone());
+    // Whether `pending` is a backoff sleep (which a wake-up may cut short).
+    let mut backing_off = false;
+    let mut wake = if config.wake_on_sigusr1 {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                // The agent still reconnects, on its backoff.
+                status
+                    .send_modify(|s| s.last_error = Some(format!("cannot watch for SIGUSR1: {e}")));
+                None
+            }
+        }
+    } else {
+        None
+    };
     let mut route_tick = tokio::time::interval(config.route_tick);
     route_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut report_tick = tokio::time::interval(config.report_interval);
     report_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // What the control plane was told last, apart from evidence and counters.
+    let mut reported_key = String::new();
     let publish = |f: &dyn Fn(&mut AgentStatus)| {
         // On disk first: whoever sees the new status may read the file.
         let mut next = status.borrow().clone();
@@ -278,21 +335,34 @@ async fn run(
     loop {
         tokio::select! {
             _ = &mut stop => break,
+            () = woken(&mut wake) => {
+                if backing_off {
+                    attempt = 0;
+                    backing_off = false;
+                    pending = register(client.clone(), config.name.clone());
+                }
+            }
             _ = route_tick.tick() => {
                 reconciler.route();
-            }
-            _ = report_tick.tick(), if status.borrow().connected => {
-                let report = reconciler.report();
-                match client.report(&report).await {
-                    Ok(()) => status.send_modify(|s| s.reports += 1),
-                    Err(e) => {
-                        // The poll in flight notices the outage too and reconnects.
-                        let msg = e.to_string();
-                        status.send_modify(|s| s.last_error = Some(msg));
+                // A slot that turned healthy, a switch that health allowed only now, a restart:
+                // the orchestrator waits on these, so they are reported at once.
+                if status.borrow().connected {
+                    let key = reconciler.observed_key();
+                    if key != reported_key
+                        && send_report(&client, &mut reconciler, &status, &[]).await.is_ok()
+                    {
+                        reported_key = key;
                     }
                 }
             }
+            _ = report_tick.tick(), if status.borrow().connected => {
+                let key = reconciler.observed_key();
+                if send_report(&client, &mut reconciler, &status, &[]).await.is_ok() {
+                    reported_key = key;
+                }
+            }
             step = &mut pending => {
+                backing_off = false;
                 pending = match step {
                     Step::Retry => register(client.clone(), config.name.clone()),
                     Step::Registered(Ok(registered)) => {
@@ -304,17 +374,22 @@ async fn run(
                             s.last_contact = Some(Utc::now());
                         });
                         // Tell the control plane at once what runs here (also after a reconnect).
-                        let report = reconciler.report();
-                        let sent = client.report(&report).await;
-                        match sent {
+                        let key = reconciler.observed_key();
+                        match send_report(&client, &mut reconciler, &status, &[]).await {
                             Ok(()) => {
-                                status.send_modify(|s| s.reports += 1);
+                                reported_key = key;
                                 poll(client.clone(), reconciler.generation(), poll_timeout)
                             }
-                            Err(e) => fail(&e, &mut attempt),
+                            Err(e) => {
+                                backing_off = true;
+                                fail(&e, &mut attempt)
+                            }
                         }
                     }
-                    Step::Registered(Err(e)) | Step::Polled(Err(e)) => fail(&e, &mut attempt),
+                    Step::Registered(Err(e)) | Step::Polled(Err(e)) => {
+                        backing_off = true;
+                        fail(&e, &mut attempt)
+                    }
                     Step::Polled(Ok(assignment)) => {
                         attempt = 0;
                         // Generation 0: the control plane holds no assignment for this host (a
@@ -325,21 +400,19 @@ async fn run(
                             let fetch = fetch_artifacts(&client, &layout, &assignment).await;
                             let mut errors: Vec<String> =
                                 fetch.iter().map(|(svc, e)| format!("{svc}: {e}")).collect();
+                            // `apply` routes as far as health allows, so a switch to a warm slot
+                            // happens here, and the report right after tells it without waiting
+                            // for a tick.
                             errors.extend(reconciler.apply(assignment).await);
+                            let key = reconciler.observed_key();
+                            if send_report(&client, &mut reconciler, &status, &fetch).await.is_ok() {
+                                reported_key = key;
+                            }
                             let generation = reconciler.generation();
                             publish(&|s| {
                                 s.generation = generation;
                                 s.apply_errors.clone_from(&errors);
                             });
-                            let mut report = reconciler.report();
-                            add_fetch_errors(&mut report, &fetch);
-                            match client.report(&report).await {
-                                Ok(()) => status.send_modify(|s| s.reports += 1),
-                                Err(e) => {
-                                    let msg = e.to_string();
-                                    status.send_modify(|s| s.last_error = Some(msg));
-                                }
-                            }
                         }
                         publish(&|s| {
                             s.connected = true;

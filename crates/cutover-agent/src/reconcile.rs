@@ -302,6 +302,34 @@ impl Reconciler {
         done
     }
 
+    /// What a report would say apart from evidence and counters, as a comparable key: when it
+    /// changes (a slot became healthy, the router switched, a process restarted) the daemon
+    /// reports at once instead of at its next interval.
+    #[must_use]
+    pub fn observed_key(&self) -> String {
+        use std::fmt::Write as _;
+        let mut key = self.generation().to_string();
+        for (name, svc) in &self.services {
+            let state = svc.router.state();
+            let _ = write!(
+                key,
+                "|{name}:{:?}:{:?}:{}:{:?}",
+                state.active, state.canary, state.paused, svc.errors
+            );
+            for (slot, run) in &svc.slots {
+                let _ = write!(
+                    key,
+                    "|{slot}:{}:{}:{:?}:{:?}",
+                    run.release.version,
+                    run.port,
+                    run.process.status().state,
+                    run.health.status().health
+                );
+            }
+        }
+        key
+    }
+
     /// The observed state of every service, with the evidence gathered since the previous report.
     pub fn report(&mut self) -> Report {
         let generation = self.generation();

@@ -353,9 +353,13 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type ProxyBody = BoxBody<Bytes, BoxError>;
 
 /// Resolves `drain_timeout` after `slot` stopped being a target: then what it still has in flight
-/// is cut (504 before the response head, an aborted body after it).
-fn drain_deadline(inner: &Inner, slot: Slot) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
-    let mut rx = inner.state.subscribe();
+/// is cut (504 before the response head, an aborted body after it). Takes the request's own
+/// receiver of the routing state: one subscription per request, not two.
+fn drain_deadline(
+    inner: &Inner,
+    mut rx: watch::Receiver<RoutingState>,
+    slot: Slot,
+) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
     let timeout = inner.config.drain_timeout;
     Box::pin(async move {
         let _ = rx.wait_for(|s| !s.targets(slot)).await;
@@ -1021,8 +1025,10 @@ impl Router {
 
         // A slot that stops being a target gets drain_timeout for what it still has in flight;
         // the same deadline follows the response body.
-        let mut deadline = drain_deadline(inner, slot);
+        let mut deadline = drain_deadline(inner, state_rx, slot);
         let result = tokio::select! {
+            // The response is the common case: polled first, without the random branch order.
+            biased;
             r = inner.client.request(req) => Some(r),
             () = &mut deadline => None,
         };

@@ -1335,10 +1335,48 @@ fn reconciler_end_to_end(env: &Env) {
     });
 }
 
-/// Throughput and latency direct to the test app and through the router, then losses during 100
-/// switches at full load. Run on demand only; timings are never asserted.
+/// A bench size from the environment (`CUTOVER_BENCH_*`), else `default`.
+fn bench_size(var: &str, default: u64) -> u64 {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// One target's figures over the bench's rounds: the median of each.
+struct Figures {
+    rps: f64,
+    p50: u32,
+    p99: u32,
+    failures: u64,
+}
+
+fn median_f64(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn median_u32(v: &mut [u32]) -> u32 {
+    v.sort_unstable();
+    v[v.len() / 2]
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".to_owned())
+}
+
+/// Throughput and latency direct to the test app, through the cutover router (in a process of its
+/// own, as the agent runs it), through HAProxy and through nginx, all in one run and interleaved
+/// round by round (so that the machine's other load falls on all of them alike); then requests
+/// lost during 100 switches under load, and the switch latency. Run on demand only (`cargo xtask
+/// bench router`); timings are never asserted.
 fn bench() {
     let env = Env::new();
+    let rounds = bench_size("CUTOVER_BENCH_ROUNDS", 5).max(1);
+    let secs = bench_size("CUTOVER_BENCH_SECS", 3).max(1);
+    let connections = usize::try_from(bench_size("CUTOVER_BENCH_CONNECTIONS", 16)).unwrap_or(16);
     env.rt.block_on(async {
         let blue = run_slot(&env, Slot::Blue, "1.0.0", &[]).await;
         let green = run_slot(&env, Slot::Green, "2.0.0", &[]).await;
@@ -1348,68 +1386,138 @@ fn bench() {
         wait_routable(&router, Slot::Blue).await;
         wait_routable(&router, Slot::Green).await;
         router.switch_to(Slot::Blue).unwrap();
-        let measure = |addr: SocketAddr| async move {
-            let mut spec = LoadSpec::new(addr, "/version");
-            spec.connections = 16;
-            spec.max_duration = Duration::from_secs(5);
-            loadgen::run(&spec, Arc::new(AtomicBool::new(false))).await
-        };
-        let direct = measure(local(blue.port)).await;
-        let routed = measure(router.local_addr()).await;
-        for (name, r) in [("direct", &direct), ("router", &routed)] {
-            println!(
-                "{name}: {:.0} req/s, p50 {} µs, p99 {} µs, failures {}",
-                r.requests_per_second(),
-                r.percentile_us(0.5).unwrap_or(0),
-                r.percentile_us(0.99).unwrap_or(0),
-                r.failures()
-            );
-        }
-        let ratio = |a: &Load, b: &Load| {
-            (
-                a.requests_per_second() / b.requests_per_second(),
-                f64::from(a.percentile_us(0.99).unwrap_or(0))
-                    / f64::from(b.percentile_us(0.99).unwrap_or(1).max(1)),
-            )
-        };
-        let (t, p) = ratio(&routed, &direct);
-        println!("router/direct: throughput {t:.2}, p99 {p:.2}");
+
         let peers: [(&str, PeerConfig); 3] = [
-            ("router-process", router_process),
+            ("router", router_process),
             ("haproxy", haproxy_config),
             ("nginx", nginx_config),
         ];
-        for (peer, config) in peers {
-            let Some(peer_run) = peer_proxy(&env, peer, blue.port, config).await else {
-                println!("{peer}: not available");
-                continue;
-            };
-            let r = measure(local(peer_run.1)).await;
-            drop(peer_run);
-            println!(
-                "{peer}: {:.0} req/s, p50 {} µs, p99 {} µs, failures {}",
-                r.requests_per_second(),
-                r.percentile_us(0.5).unwrap_or(0),
-                r.percentile_us(0.99).unwrap_or(0),
-                r.failures()
-            );
-            let (t, p) = ratio(&routed, &r);
-            println!("router/{peer}: throughput {t:.2}, p99 {p:.2}");
+        let mut running = Vec::new();
+        let mut targets = vec![("direct", local(blue.port))];
+        // An A/B comparison of two builds in the same run: `CUTOVER_BENCH_ROUTER_B=<another e2e
+        // binary>` adds its router as the target `router-b`.
+        if let Ok(other) = std::env::var("CUTOVER_BENCH_ROUTER_B") {
+            let port = free_port();
+            let child = std::process::Command::new(&other)
+                .args(["router", &port.to_string(), &blue.port.to_string()])
+                .arg(env.path().join("b"))
+                .spawn()
+                .unwrap();
+            let peer = Peer(child, port);
+            while TcpStream::connect(local(port)).await.is_err() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            targets.push(("router-b", local(port)));
+            running.push(peer);
         }
+        for (name, config) in peers {
+            match peer_proxy(&env, name, blue.port, config).await {
+                Some(peer) => {
+                    targets.push((name, local(peer.1)));
+                    running.push(peer);
+                }
+                None => println!("{name}: not available (not installed?); skipped"),
+            }
+        }
+        println!(
+            "load: {connections} keep-alive connections, GET /version, {rounds} rounds of {secs} s per target, interleaved; load average before: {}",
+            loadavg()
+        );
+        let measure = |addr: SocketAddr, secs: u64| async move {
+            let mut spec = LoadSpec::new(addr, "/version");
+            spec.connections = connections;
+            spec.max_duration = Duration::from_secs(secs);
+            loadgen::run(&spec, Arc::new(AtomicBool::new(false))).await
+        };
+        for (_, addr) in &targets {
+            let _ = measure(*addr, 1).await; // warm-up: pools, caches, page faults
+        }
+        let mut samples: Vec<Vec<Load>> = targets.iter().map(|_| Vec::new()).collect();
+        for _ in 0..rounds {
+            for (i, (_, addr)) in targets.iter().enumerate() {
+                samples[i].push(measure(*addr, secs).await);
+            }
+        }
+        let figures: Vec<Figures> = samples
+            .iter()
+            .map(|runs| Figures {
+                rps: median_f64(&mut runs.iter().map(Load::requests_per_second).collect::<Vec<_>>()),
+                p50: median_u32(&mut runs.iter().map(|r| r.percentile_us(0.5).unwrap_or(0)).collect::<Vec<_>>()),
+                p99: median_u32(&mut runs.iter().map(|r| r.percentile_us(0.99).unwrap_or(0)).collect::<Vec<_>>()),
+                failures: runs.iter().map(Load::failures).sum(),
+            })
+            .collect();
+        println!("{:<10} {:>10} {:>9} {:>9} {:>9}", "target", "req/s", "p50 µs", "p99 µs", "failures");
+        for ((name, _), f) in targets.iter().zip(&figures) {
+            println!(
+                "{name:<10} {:>10.0} {:>9} {:>9} {:>9}",
+                f.rps, f.p50, f.p99, f.failures
+            );
+        }
+        if let Some(r) = targets.iter().position(|(n, _)| *n == "router") {
+            let ours = &figures[r];
+            for ((name, _), f) in targets.iter().zip(&figures) {
+                if *name == "router" {
+                    continue;
+                }
+                let throughput = ours.rps / f.rps.max(f64::EPSILON);
+                let p50 = f64::from(ours.p50) / f64::from(f.p50.max(1));
+                let p99 = f64::from(ours.p99) / f64::from(f.p99.max(1));
+                let verdict = if *name == "direct" || *name == "router-b" {
+                    String::new()
+                } else {
+                    format!(
+                        "  [target: throughput >= 0.80 {}, p99 <= 1.25 {}]",
+                        if throughput >= 0.8 { "met" } else { "MISSED" },
+                        if p99 <= 1.25 { "met" } else { "MISSED" }
+                    )
+                };
+                println!(
+                    "router/{name}: throughput {throughput:.2}, p50 {p50:.2}, p99 {p99:.2}{verdict}"
+                );
+            }
+        }
+        drop(running);
+        println!("load average after: {}", loadavg());
+
+        // 100 switches under load through the in-process router: lost requests, and the switch
+        // latency from the switch to the first response from the new slot.
         let stop = Arc::new(AtomicBool::new(false));
         let mut spec = LoadSpec::new(router.local_addr(), "/version");
-        spec.connections = 16;
+        spec.connections = connections;
         spec.max_duration = Duration::from_secs(30);
         let running = tokio::spawn({
             let stop = stop.clone();
             async move { loadgen::run(&spec, stop).await }
         });
         tokio::time::sleep(Duration::from_millis(200)).await;
+        let stream = TcpStream::connect(router.local_addr()).await.unwrap();
+        let _ = stream.set_nodelay(true);
+        let (mut probe, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
         let mut switch_us = Vec::new();
         for i in 0..100 {
             tokio::time::sleep(Duration::from_millis(20)).await;
+            let (slot, version) = if i % 2 == 0 {
+                (Slot::Green, "2.0.0")
+            } else {
+                (Slot::Blue, "1.0.0")
+            };
             let t = Instant::now();
-            router.switch_to(if i % 2 == 0 { Slot::Green } else { Slot::Blue }).unwrap();
+            router.switch_to(slot).unwrap();
+            loop {
+                probe.ready().await.unwrap();
+                let resp = probe
+                    .send_request(Request::get("/version").header("host", "bench").body(Empty::<Bytes>::new()).unwrap())
+                    .await
+                    .unwrap();
+                let body = resp.into_body().collect().await.unwrap().to_bytes();
+                if body == version.as_bytes() {
+                    break;
+                }
+            }
             switch_us.push(t.elapsed().as_micros());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -1417,7 +1525,7 @@ fn bench() {
         let seen = running.await.unwrap();
         switch_us.sort_unstable();
         println!(
-            "100 switches under {:.0} req/s: {} requests, {} lost; switch call p50 {} µs, max {} µs",
+            "100 switches under {:.0} req/s: {} requests, {} lost; switch to first response from the new slot: p50 {} µs, max {} µs",
             seen.requests_per_second(),
             seen.sent,
             seen.failures(),

@@ -8,6 +8,9 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize, Serializer};
 
+use chrono::{DateTime, Utc};
+use jiff::tz::TimeZone;
+
 use crate::types::{Date, with_hint};
 
 /// A day of the week.
@@ -110,13 +113,60 @@ pub enum FreezeSpan {
 /// - `"Mon 22:00-06:00"`: weekly, within (or overnight from) one day;
 /// - `"Sat-Sun"`, `"Sun"`: weekly, whole days;
 /// - `"2026-12-24..2026-12-26"`, `"2026-12-31"`: calendar dates, whole days, inclusive.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone)]
 pub struct FreezeWindow {
     text: String,
     /// What the window covers.
     pub span: FreezeSpan,
     /// The time zone the window is written in (an IANA name or `UTC`).
     pub tz: String,
+    /// `tz` resolved when the window was parsed, so that evaluating it cannot fail later.
+    zone: TimeZone,
+}
+
+// The resolved zone follows from `tz`: equality and hashing go by what was written.
+impl PartialEq for FreezeWindow {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text && self.span == other.span && self.tz == other.tz
+    }
+}
+impl Eq for FreezeWindow {}
+impl std::hash::Hash for FreezeWindow {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.text.hash(state);
+        self.span.hash(state);
+        self.tz.hash(state);
+    }
+}
+
+/// A freeze in force: the window that covers the moment and when the freeze ends (the end of
+/// that window, extended through every window that overlaps or adjoins it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frozen<'a> {
+    /// The first window (in configuration order) that covers the moment.
+    pub window: &'a FreezeWindow,
+    /// The first moment at which no window covers time any more.
+    pub ends_at: DateTime<Utc>,
+}
+
+/// Whether `windows` freeze deployments at `now`, and until when. Windows that chain (one ends
+/// inside or at the start of another) count as one freeze; the search stops after a year.
+pub fn is_frozen(windows: &[FreezeWindow], now: DateTime<Utc>) -> Option<Frozen<'_>> {
+    let window = windows.iter().find(|w| w.is_frozen(now).is_some())?;
+    let limit = now + chrono::Duration::days(366);
+    let mut ends_at = now;
+    loop {
+        let next = windows.iter().filter_map(|w| w.is_frozen(ends_at)).max();
+        match next {
+            Some(end) if end > ends_at && end < limit => ends_at = end,
+            Some(_) => {
+                ends_at = limit;
+                break;
+            }
+            None => break,
+        }
+    }
+    Some(Frozen { window, ends_at })
 }
 
 impl FreezeWindow {
@@ -148,6 +198,63 @@ impl FreezeWindow {
         }
     }
 
+    /// When this window covers `now`, the moment it ends (exclusive); `None` when it does not.
+    /// Times are taken to the minute in the window's time zone; a local time that does not exist
+    /// (a daylight-saving gap) ends the window at the first moment after the gap.
+    pub fn is_frozen(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let ts = jiff::Timestamp::from_microsecond(now.timestamp_micros()).ok()?;
+        let local = ts.to_zoned(self.zone.clone());
+        let date = local.date();
+        let weekday = Weekday::from_index(
+            u8::try_from(local.weekday().to_monday_zero_offset()).expect("0..=6"),
+        );
+        let minute = u16::try_from(i32::from(local.hour()) * 60 + i32::from(local.minute()))
+            .expect("a minute of the day fits in u16");
+        let our_date = Date {
+            year: u16::try_from(date.year()).ok()?,
+            month: u8::try_from(date.month()).ok()?,
+            day: u8::try_from(date.day()).ok()?,
+        };
+        if !self.contains_local(our_date, weekday, minute) {
+            return None;
+        }
+        let (end_date, end_minute) = match &self.span {
+            FreezeSpan::Dates { to, .. } => {
+                let last = jiff::civil::Date::new(
+                    i16::try_from(to.year).ok()?,
+                    i8::try_from(to.month).ok()?,
+                    i8::try_from(to.day).ok()?,
+                )
+                .ok()?;
+                (last.tomorrow().ok()?, 0)
+            }
+            FreezeSpan::Weekly { to, .. } => {
+                let ahead = (7 + i64::from(to.day.index()) - i64::from(weekday.index())) % 7;
+                let mut d = date.checked_add(jiff::Span::new().days(ahead)).ok()?;
+                let mut m = to.minute;
+                if m == 1440 {
+                    d = d.tomorrow().ok()?;
+                    m = 0;
+                }
+                // An end earlier today than now is next week's.
+                if (d, m) <= (date, minute) {
+                    d = d.checked_add(jiff::Span::new().days(7)).ok()?;
+                }
+                (d, m)
+            }
+        };
+        let end = end_date
+            .at(
+                i8::try_from(end_minute / 60).ok()?,
+                i8::try_from(end_minute % 60).ok()?,
+                0,
+                0,
+            )
+            .to_zoned(self.zone.clone())
+            .ok()?;
+        DateTime::from_timestamp_micros(end.timestamp().as_microsecond())
+    }
+
     /// Parses the syntax above. The error says what was expected.
     pub fn parse(text: &str) -> Result<Self, String> {
         let words: Vec<&str> = text.split_whitespace().collect();
@@ -171,12 +278,25 @@ impl FreezeWindow {
         } else {
             parse_weekly(&body)?
         };
+        let zone = zone(&tz)?;
         Ok(Self {
             text: text.to_string(),
             span,
             tz,
+            zone,
         })
     }
+}
+
+fn zone(tz: &str) -> Result<TimeZone, String> {
+    if matches!(tz, "UTC" | "GMT" | "Z") {
+        return Ok(TimeZone::UTC);
+    }
+    TimeZone::get(tz).map_err(|_| {
+        format!(
+            "unknown time zone `{tz}`, expected an IANA name such as `Europe/Berlin` (from this machine's time zone database), or `UTC`"
+        )
+    })
 }
 
 fn looks_like_tz(w: &str) -> bool {
@@ -385,6 +505,68 @@ mod tests {
         let xmas = FreezeWindow::parse("2026-12-24..2026-12-26").unwrap();
         assert!(xmas.contains_local(Date::parse("2026-12-26").unwrap(), Weekday::Sat, 0));
         assert!(!xmas.contains_local(Date::parse("2026-12-27").unwrap(), Weekday::Sun, 0));
+    }
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn is_frozen_says_until_when_in_the_windows_zone() {
+        // 2026-11-27 is a Friday; Berlin is UTC+1 in November.
+        let w = FreezeWindow::parse("Fri 16:00-Mon 08:00 Europe/Berlin").unwrap();
+        assert_eq!(w.is_frozen(utc("2026-11-27T14:59:00Z")), None);
+        assert_eq!(
+            w.is_frozen(utc("2026-11-27T15:00:00Z")),
+            Some(utc("2026-11-30T07:00:00Z"))
+        );
+        assert_eq!(
+            w.is_frozen(utc("2026-11-30T06:59:59Z")),
+            Some(utc("2026-11-30T07:00:00Z"))
+        );
+        assert_eq!(w.is_frozen(utc("2026-11-30T07:00:00Z")), None);
+
+        // A whole day ends at the next midnight; a date range after its last day.
+        let sun = FreezeWindow::parse("Sun").unwrap();
+        assert_eq!(
+            sun.is_frozen(utc("2026-11-29T10:00:00Z")),
+            Some(utc("2026-11-30T00:00:00Z"))
+        );
+        let xmas = FreezeWindow::parse("2026-12-24..2026-12-26 America/New_York").unwrap();
+        assert_eq!(
+            xmas.is_frozen(utc("2026-12-25T12:00:00Z")),
+            Some(utc("2026-12-27T05:00:00Z"))
+        );
+        assert_eq!(xmas.is_frozen(utc("2026-12-27T05:00:00Z")), None);
+
+        // Nearly the whole week: the end that is earlier today is next week's.
+        let long = FreezeWindow::parse("Tue 10:00-Tue 09:00").unwrap();
+        assert_eq!(
+            long.is_frozen(utc("2026-11-24T11:00:00Z")),
+            Some(utc("2026-12-01T09:00:00Z"))
+        );
+        assert_eq!(long.is_frozen(utc("2026-11-24T09:30:00Z")), None);
+
+        // Across the spring daylight-saving change (Berlin, 2027-03-28 02:00 -> 03:00).
+        let night = FreezeWindow::parse("Sat 22:00-Sun 02:30 Europe/Berlin").unwrap();
+        assert_eq!(
+            night.is_frozen(utc("2027-03-27T23:00:00Z")),
+            Some(utc("2027-03-28T01:30:00Z"))
+        );
+    }
+
+    #[test]
+    fn windows_that_chain_are_one_freeze() {
+        let windows = [
+            FreezeWindow::parse("Sat-Sun").unwrap(),
+            FreezeWindow::parse("Fri 18:00-Sat 00:00").unwrap(),
+            FreezeWindow::parse("2026-11-30").unwrap(),
+        ];
+        let f = is_frozen(&windows, utc("2026-11-27T19:00:00Z")).unwrap();
+        assert_eq!(f.window.as_str(), "Fri 18:00-Sat 00:00");
+        assert_eq!(f.ends_at, utc("2026-12-01T00:00:00Z"));
+        assert!(is_frozen(&windows, utc("2026-11-27T17:59:00Z")).is_none());
+        assert!(is_frozen(&[], utc("2026-11-27T17:59:00Z")).is_none());
     }
 
     #[test]

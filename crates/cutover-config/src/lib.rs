@@ -49,7 +49,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 pub use error::{ConfigError, Diagnostic, ErrorKind, Origin};
-pub use freeze::{FreezeSpan, FreezeWindow, WeekTime, Weekday};
+pub use freeze::{FreezeSpan, FreezeWindow, Frozen, WeekTime, Weekday, is_frozen};
 pub use model::*;
 pub use overrides::is_override;
 pub use types::{
@@ -228,6 +228,14 @@ impl Config {
         self.service
             .as_ref()
             .map(|s| s.name.as_deref().unwrap_or(&self.project.name))
+    }
+
+    /// The service's name on the agents for `environment`: `<service>-<environment>`. Several
+    /// environments may share a host (staging and production both on `local`), so each gets its
+    /// own processes, release directories, logs and router there.
+    pub fn service_key(&self, environment: &str) -> Option<String> {
+        self.service_name()
+            .map(|name| format!("{name}-{environment}"))
     }
 }
 

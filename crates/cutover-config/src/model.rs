@@ -622,8 +622,9 @@ fn default_keep_warm() -> Duration {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Environment {
-    /// The hosts: names of agents (`local` is this machine).
-    pub hosts: Vec<String>,
+    /// The hosts: names of agents (`local` is this machine), each either a name or a table
+    /// `{ name = "h2", listen = "127.0.0.1:8182", ports = { blue = 9181, green = 9182 } }`.
+    pub hosts: Vec<EnvHost>,
     /// How a release is rolled out: `"recreate"`, `"rolling"`, `"blue-green"`, `"canary"`, or a table
     /// `{ canary = [5, 25, 100], step = "2m", max_error_rate = 0.01 }` /
     /// `{ rolling = { batch = 2, max_unavailable = 1 } }`.
@@ -667,6 +668,115 @@ pub struct Environment {
     )]
     #[schemars(with = "BTreeMap<String, EnvScalar>")]
     pub env: BTreeMap<String, String>,
+}
+
+/// One host of an environment: an agent's name, with optionally its own router address and slot
+/// ports (otherwise the environment's `listen` and the service's `ports` apply).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvHost {
+    /// The agent's name (`local` is this machine).
+    pub name: String,
+    /// The address this host's router listens on, `host:port` (default: the environment's `listen`).
+    pub listen: Option<String>,
+    /// This host's blue and green slot ports (default: the service's `ports`).
+    pub ports: Option<SlotPorts>,
+}
+
+impl EnvHost {
+    /// A host given by name only (what a plain string in `hosts` means).
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            listen: None,
+            ports: None,
+        }
+    }
+
+    /// The agent's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl From<&str> for EnvHost {
+    fn from(name: &str) -> Self {
+        Self::new(name)
+    }
+}
+
+impl PartialEq<&str> for EnvHost {
+    fn eq(&self, other: &&str) -> bool {
+        self.name == *other && self.listen.is_none() && self.ports.is_none()
+    }
+}
+
+/// The table form of a host in `hosts`.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "EnvHostTable")]
+struct EnvHostTable {
+    /// The agent's name (`local` is this machine).
+    name: String,
+    /// The address this host's router listens on, `host:port` (default: the environment's `listen`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    listen: Option<String>,
+    /// This host's slot ports, `{ blue = 9181, green = 9182 }` (default: the service's `ports`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ports: Option<SlotPorts>,
+}
+
+impl<'de> Deserialize<'de> for EnvHost {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = EnvHost;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a host name or a table { name, listen, ports }")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<EnvHost, E> {
+                Ok(EnvHost::new(v))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<EnvHost, A::Error> {
+                let t = EnvHostTable::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(EnvHost {
+                    name: t.name,
+                    listen: t.listen,
+                    ports: t.ports,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Serialize for EnvHost {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.listen.is_none() && self.ports.is_none() {
+            return s.serialize_str(&self.name);
+        }
+        EnvHostTable {
+            name: self.name.clone(),
+            listen: self.listen.clone(),
+            ports: self.ports.clone(),
+        }
+        .serialize(s)
+    }
+}
+
+impl JsonSchema for EnvHost {
+    fn schema_name() -> Cow<'static, str> {
+        "EnvHost".into()
+    }
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let table = generator.subschema_for::<EnvHostTable>();
+        json_schema!({
+            "description": "A host: an agent's name, or a table with its own router address and slot ports.",
+            "oneOf": [
+                { "type": "string" },
+                table
+            ]
+        })
+    }
 }
 
 /// How a release is rolled out to an environment.

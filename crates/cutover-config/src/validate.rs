@@ -4,7 +4,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path};
 
 use crate::error::{Seg, suggest};
-use crate::model::{Config, Environment, Probe, SMOKE_PLACEHOLDERS, START_PLACEHOLDERS, Strategy};
+use crate::freeze::FreezeSpan;
+use crate::model::{
+    Config, EnvHost, Environment, Probe, SMOKE_PLACEHOLDERS, START_PLACEHOLDERS, SlotPorts,
+    Strategy,
+};
 use crate::types::{Argv, TemplateError, check_template};
 
 /// A broken rule, at a key path.
@@ -216,6 +220,17 @@ fn listen_addr(path: &[Seg], s: &str) -> R {
     } else {
         Err(bad())
     }
+}
+
+fn slot_ports(path: Vec<Seg>, p: &SlotPorts) -> R {
+    if p.blue == p.green || p.blue == 0 || p.green == 0 {
+        return Err(problem(
+            path,
+            "the blue and green slots need two different, non-zero ports",
+            "expected e.g. { blue = 9101, green = 9102 }",
+        ));
+    }
+    Ok(())
 }
 
 fn name_syntax(path: Vec<Seg>, name: &str, what: &str) -> R {
@@ -470,14 +485,8 @@ pub(crate) fn validate(c: &Config) -> R {
                 "expected 1 or more (2 or more keeps an instant rollback target)",
             ));
         }
-        if let Some(p) = &s.ports
-            && (p.blue == p.green || p.blue == 0 || p.green == 0)
-        {
-            return Err(problem(
-                path!["service", "ports"],
-                "the blue and green slots need two different, non-zero ports",
-                "expected e.g. { blue = 9101, green = 9102 }",
-            ));
+        if let Some(p) = &s.ports {
+            slot_ports(path!["service", "ports"], p)?;
         }
         if let Some(name) = &s.name {
             name_syntax(path!["service", "name"], name, "service")?;
@@ -609,13 +618,41 @@ fn environment(name: &str, env: &Environment, names: &[String]) -> R {
         )
         .hint("use [\"local\"] for this machine"));
     }
+    // A table host is located at its `name` key, a plain string at itself.
+    let host_path = |i: usize| {
+        let h: &EnvHost = &env.hosts[i];
+        if h.listen.is_some() || h.ports.is_some() {
+            path!["environments", name, "hosts", i, "name"]
+        } else {
+            path!["environments", name, "hosts", i]
+        }
+    };
     unique(
-        env.hosts.iter().enumerate().map(|(i, h)| (i, h.as_str())),
+        env.hosts.iter().enumerate().map(|(i, h)| (i, h.name())),
         "host",
-        |i| path!["environments", name, "hosts", i],
+        host_path,
     )?;
     for (i, h) in env.hosts.iter().enumerate() {
-        name_syntax(path!["environments", name, "hosts", i], h, "host")?;
+        name_syntax(host_path(i), h.name(), "host")?;
+        if let Some(l) = &h.listen {
+            listen_addr(&segs!["environments", name, "hosts", i, "listen"], l)?;
+        }
+        if let Some(p) = &h.ports {
+            slot_ports(path!["environments", name, "hosts", i, "ports"], p)?;
+            if let Some(l) = h.listen.as_ref().or(env.listen.as_ref())
+                && let Some(port) = l.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok())
+                && (p.blue == port || p.green == port)
+            {
+                return Err(problem(
+                    path!["environments", name, "hosts", i, "ports"],
+                    format!(
+                        "host `{}` uses port {port} both for its router ({l}) and for a slot",
+                        h.name()
+                    ),
+                    "expected slot ports different from the listen port",
+                ));
+            }
+        }
     }
     if let Some(l) = &env.listen {
         listen_addr(&p("listen"), l)?;
@@ -675,6 +712,35 @@ fn environment(name: &str, env: &Environment, names: &[String]) -> R {
             format!("at most {}", env.approvers.len()),
         ));
     }
+    unique(
+        env.approvers
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (i, a.as_str())),
+        "approver",
+        |i| path!["environments", name, "approvers", i],
+    )?;
+    // An approver who deploys cannot approve their own deployment: the others must suffice.
+    if env.separate_approver
+        && env.approvals > 0
+        && !env.approvers.is_empty()
+        && env.approvals as usize >= env.approvers.len()
+    {
+        let others = env.approvers.len() - 1;
+        return Err(problem(
+            p("approvals"),
+            format!(
+                "`{name}` needs {} approval{} from {} listed approvers with `separate_approver`: a deployment by {} could never be approved",
+                env.approvals,
+                if env.approvals == 1 { "" } else { "s" },
+                env.approvers.len(),
+                if others == 0 { format!("`{}`", env.approvers[0]) } else { "one of them".to_string() },
+            ),
+            format!("at most {others} (the approvers other than the deployer)"),
+        )
+        .hint("add another approver, lower `approvals`, or drop `separate_approver`"));
+    }
+    whole_week_freeze(name, env)?;
     if env.separate_approver && env.approvals == 0 {
         return Err(problem(
             p("separate_approver"),
@@ -788,17 +854,62 @@ fn promotion_cycles(c: &Config) -> R {
 fn shared_listen(c: &Config) -> R {
     let mut seen: BTreeMap<(String, String), String> = BTreeMap::new();
     for (name, env) in &c.environments {
-        let Some(listen) = &env.listen else { continue };
-        for h in &env.hosts {
-            if let Some(other) = seen.insert((h.clone(), listen.clone()), name.clone()) {
+        for (i, h) in env.hosts.iter().enumerate() {
+            let (listen, at) = match (&h.listen, &env.listen) {
+                (Some(l), _) => (l, path!["environments", name, "hosts", i, "listen"]),
+                (None, Some(l)) => (l, path!["environments", name, "listen"]),
+                (None, None) => continue,
+            };
+            let h = h.name();
+            if let Some(other) = seen.insert((h.to_string(), listen.clone()), name.clone()) {
                 return Err(problem(
-                    path!["environments", name, "listen"],
+                    at,
                     format!(
                         "environments `{other}` and `{name}` both listen on {listen} on host `{h}`"
                     ),
                     "expected a different address",
                 ));
             }
+        }
+    }
+    Ok(())
+}
+
+/// Freeze windows that together cover every minute of the week (in one time zone) would keep the
+/// environment closed for good.
+fn whole_week_freeze(name: &str, env: &Environment) -> R {
+    const WEEK: usize = 7 * 1440;
+    let mut by_zone: BTreeMap<&str, Vec<bool>> = BTreeMap::new();
+    for w in &env.freeze {
+        let FreezeSpan::Weekly { from, to } = &w.span else {
+            continue;
+        };
+        let covered = by_zone
+            .entry(w.tz.as_str())
+            .or_insert_with(|| vec![false; WEEK]);
+        let (f, t) = (
+            from.minute_of_week() as usize % WEEK,
+            to.minute_of_week() as usize % WEEK,
+        );
+        let mut m = f;
+        loop {
+            covered[m] = true;
+            m = (m + 1) % WEEK;
+            if m == t {
+                break;
+            }
+        }
+    }
+    for (tz, covered) in by_zone {
+        if covered.iter().all(|c| *c) {
+            return Err(problem(
+                path!["environments", name, "freeze"],
+                format!(
+                    "the freeze windows of `{name}` cover the whole week ({tz}): the environment could never be deployed"
+                ),
+                "expected at least one minute of the week outside every window",
+            )
+            .hint("use `--override-freeze --reason` for a one-off deployment instead of a window that never ends"));
         }
     }
     Ok(())

@@ -101,6 +101,18 @@ pub enum ControlError {
     InUse { path: PathBuf },
     #[error("serving the agent protocol failed: {0}")]
     Serve(#[source] std::io::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    BindTcp {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot use {} for TLS: {what}; hint: {hint}", path.display())]
+    Tls {
+        path: PathBuf,
+        what: String,
+        hint: &'static str,
+    },
 }
 
 struct Inner {
@@ -109,6 +121,8 @@ struct Inner {
     poll_timeout: Duration,
     recheck: Duration,
     changed: watch::Sender<u64>,
+    /// Bumped after every stored report, so that an orchestrator waits on reports, not a timer.
+    reports: watch::Sender<u64>,
     closing: AtomicBool,
 }
 
@@ -156,6 +170,7 @@ impl ControlState {
                 poll_timeout,
                 recheck,
                 changed: watch::channel(0).0,
+                reports: watch::channel(0).0,
                 closing: AtomicBool::new(false),
             }),
         }
@@ -170,6 +185,13 @@ impl ControlState {
     /// than through [`ControlState::put_assignment`].
     pub fn notify_assignments_changed(&self) {
         self.inner.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A receiver that changes after every report stored through this state (reports received by
+    /// another process are not seen: re-read the store at an interval as well).
+    #[must_use]
+    pub fn reports(&self) -> watch::Receiver<u64> {
+        self.inner.reports.subscribe()
     }
 
     /// Makes the waiting polls answer now, for a quick graceful shutdown.
@@ -468,6 +490,7 @@ async fn report(
         )
         .await
         .map_err(ApiError::store)?;
+    state.inner.reports.send_modify(|n| *n = n.wrapping_add(1));
     touch(&state, &host, None).await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -587,6 +610,163 @@ pub async fn serve_tcp_until(
     state: ControlState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ControlError> {
+    let closer = state.clone();
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            closer.close();
+        })
+        .await
+        .map_err(ControlError::Serve)
+}
+
+/// The server side of TLS: the certificate chain in `cert_pem` (the server's certificate first,
+/// then intermediates) and its private key in `key_pem` (PKCS#8, PKCS#1 or SEC1), with the ring
+/// provider and HTTP/1.1 by ALPN.
+pub fn tls_config(
+    cert_pem: &Path,
+    key_pem: &Path,
+) -> Result<Arc<rustls::ServerConfig>, ControlError> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let tls_err = |path: &Path, what: String, hint| ControlError::Tls {
+        path: path.to_owned(),
+        what,
+        hint,
+    };
+    const CERT_HINT: &str = "expected PEM `CERTIFICATE` blocks, the server's certificate first";
+    let chain = CertificateDer::pem_file_iter(cert_pem)
+        .map_err(|e| tls_err(cert_pem, e.to_string(), CERT_HINT))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| tls_err(cert_pem, e.to_string(), CERT_HINT))?;
+    if chain.is_empty() {
+        return Err(tls_err(
+            cert_pem,
+            "it holds no certificate".to_owned(),
+            CERT_HINT,
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_file(key_pem).map_err(|e| {
+        tls_err(
+            key_pem,
+            e.to_string(),
+            "expected a PEM private key (`PRIVATE KEY`, `RSA PRIVATE KEY` or `EC PRIVATE KEY`)",
+        )
+    })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls_err(cert_pem, e.to_string(), CERT_HINT))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| {
+            tls_err(
+                key_pem,
+                e.to_string(),
+                "the key must be the private key of the first certificate",
+            )
+        })?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// How long a client may take over its TLS handshake before its connection is dropped.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// TCP connections that completed their TLS handshake. Handshakes run on tasks of their own, so
+/// a slow or silent client holds up no other.
+struct TlsListener {
+    ready: tokio::sync::mpsc::Receiver<(
+        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+        std::net::SocketAddr,
+    )>,
+    local_addr: std::net::SocketAddr,
+}
+
+impl TlsListener {
+    fn new(
+        listener: tokio::net::TcpListener,
+        config: Arc<rustls::ServerConfig>,
+    ) -> std::io::Result<Self> {
+        let local_addr = listener.local_addr()?;
+        let (tx, ready) = tokio::sync::mpsc::channel(64);
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    a = listener.accept() => a,
+                    // The server dropped its side: it no longer accepts.
+                    () = tx.closed() => return,
+                };
+                let (tcp, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(error = %e, "accepting a TLS connection failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = tcp.set_nodelay(true);
+                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                tokio::spawn(async move {
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => {
+                            let _ = tx.send((stream, peer)).await;
+                        }
+                        Ok(Err(e)) => {
+                            tracing::info!(%peer, error = %e, "TLS handshake refused");
+                        }
+                        Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
+                    }
+                });
+            }
+        });
+        Ok(Self { ready, local_addr })
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(conn) => conn,
+            // The acceptor task only ends once this listener is gone.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local_addr)
+    }
+}
+
+/// Serves the agent protocol over TLS (`https://` agents) on `addr` until `shutdown` completes,
+/// with the certificate chain and key of [`tls_config`].
+pub async fn serve_tls_until(
+    addr: std::net::SocketAddr,
+    cert_pem: impl AsRef<Path>,
+    key_pem: impl AsRef<Path>,
+    state: ControlState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ControlError> {
+    let config = tls_config(cert_pem.as_ref(), key_pem.as_ref())?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ControlError::BindTcp { addr, source })?;
+    serve_tls_on(listener, config, state, shutdown).await
+}
+
+/// As [`serve_tls_until`] on a bound listener and a ready TLS configuration.
+pub async fn serve_tls_on(
+    listener: tokio::net::TcpListener,
+    config: Arc<rustls::ServerConfig>,
+    state: ControlState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ControlError> {
+    let listener = TlsListener::new(listener, config).map_err(ControlError::Serve)?;
     let closer = state.clone();
     axum::serve(listener, router(state))
         .with_graceful_shutdown(async move {

@@ -100,6 +100,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         host: &str,
         generation: Option<i64>,
     ) -> Result<Vec<Observation>, StoreError>;
+    /// The host's newest observation (any generation), `None` before its first report.
+    async fn latest_observation(&self, host: &str) -> Result<Option<Observation>, StoreError>;
     /// Oldest first.
     async fn list_proofs(&self, deployment_id: i64) -> Result<Vec<Proof>, StoreError>;
 
@@ -126,6 +128,36 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         policy: &QueuePolicy,
         actor: &str,
     ) -> Result<Enqueued, StoreError>;
+    /// Enqueues `jobs` in order in one transaction with one audit event (`job.enqueue`: for a
+    /// single job the same event as [`Store::enqueue_job`]; for several, subject `jobs` and a
+    /// payload listing their ids). Superseding applies in order, also inside the batch: a later
+    /// job with the same key cancels an earlier one of the batch (inserted as `cancelled`).
+    /// Returns one [`Enqueued`] per job, in order.
+    async fn enqueue_jobs(
+        &self,
+        jobs: &[EnqueueJob],
+        policy: &QueuePolicy,
+        actor: &str,
+    ) -> Result<Vec<Enqueued>, StoreError>;
+    /// Claims up to `limit` runnable jobs in rank order for `worker` in one statement, never two
+    /// of one concurrency group nor one of a group that has a running job; sorted by rank.
+    /// Not audited.
+    async fn claim_jobs(
+        &self,
+        worker: &str,
+        now: Timestamp,
+        lease: std::time::Duration,
+        limit: usize,
+    ) -> Result<Vec<Job>, StoreError>;
+    /// Marks the jobs `worker` runs as succeeded with their results, in one transaction with one
+    /// audit event (`job.complete`; for several jobs subject `jobs`, the ids in the payload).
+    /// Returns the jobs completed; the ones `worker` no longer holds (lease lost) are left out.
+    async fn complete_jobs(
+        &self,
+        worker: &str,
+        results: &[(i64, serde_json::Value)],
+        actor: &str,
+    ) -> Result<Vec<Job>, StoreError>;
     /// Claims the runnable job (`run_at <= now`) with the lowest rank whose concurrency group has
     /// no running job, for `worker`, leased until `now + lease`; `None` when there is none.
     /// Not audited.

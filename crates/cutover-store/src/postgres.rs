@@ -125,6 +125,10 @@ impl PgStore {
     const CLAIM_LOCK: &'static str = "FOR UPDATE SKIP LOCKED";
     /// The ids of a JSON array bound as `$4`.
     const JSON_IDS: &'static str = "SELECT (jsonb_array_elements_text($4::jsonb))::bigint";
+    /// The `(id, result)` rows of a batch completion, from a JSON array of `[id, "result text"]`
+    /// bound as `$1`: one statement text whatever the batch size, so it stays prepared.
+    const DONE_ROWS: &'static str =
+        "SELECT (e->>0)::bigint AS id, e->>1 AS result FROM jsonb_array_elements($1::jsonb) AS e";
 
     /// Serializes transactions on `key` (superseding: two enqueues with one key) until commit.
     async fn lock_key(

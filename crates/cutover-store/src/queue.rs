@@ -7,15 +7,31 @@
 //! makes "one running job per group" a database invariant, so two workers racing for the same
 //! group cannot both win: the loser's claim fails on the index and it claims again.
 //!
-//! A claim is one `UPDATE … WHERE id = (SELECT … ORDER BY rank_us, id LIMIT 1) RETURNING *`
-//! statement: SQLite runs it under its write lock; on PostgreSQL the candidate row is taken with
-//! `FOR UPDATE SKIP LOCKED`, so concurrent workers pass over each other's candidates instead of
-//! waiting. PostgreSQL enqueues send `NOTIFY cutover_jobs` (delivered at
-//! commit) and [`crate::Store::wait_for_work`] listens for it; on SQLite other processes are
-//! noticed by polling (the wait's timeout), this process's enqueues wake waiters at once.
+//! A claim of up to `n` jobs is one statement, `WITH picked AS (…) UPDATE jobs … WHERE id IN
+//! (SELECT id FROM picked) RETURNING *`: the candidates are the first `2n + 8` runnable jobs in
+//! rank order (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so concurrent workers pass over each
+//! other's candidates instead of waiting; SQLite runs the statement under its write lock), of
+//! which the first of each concurrency group is kept (`row_number() OVER (PARTITION BY group)`)
+//! and the first `n` taken. So a batch never holds two jobs of one group, and a batch of one is
+//! exactly the single claim. PostgreSQL enqueues send `NOTIFY cutover_jobs` (one per enqueue
+//! transaction, delivered at commit) and [`crate::Store::wait_for_work`] listens for it; workers
+//! only wait for it after a claim found the queue empty. On SQLite other processes are noticed by
+//! polling (the wait's timeout), this process's enqueues wake waiters at once.
+//!
+//! Batches: [`crate::Store::enqueue_jobs`] inserts many jobs with multi-row `INSERT`s in one
+//! transaction; [`crate::Store::complete_jobs`] completes many in one `UPDATE` (the results bound
+//! as one JSON array, so the statement text, and its prepared statement, is the same for every
+//! batch size). Superseding inside an enqueue batch behaves as if its jobs were enqueued one after
+//! the other: a job followed in the batch by one with the same key is inserted `cancelled`.
 //!
 //! Audit: enqueue (with the ids it superseded), cancel, bump, completion, final failure and the
-//! reclaim of a job whose lease expired are each recorded in the same transaction as the change.
+//! reclaim of a job whose lease expired are each recorded in the same transaction as the change,
+//! **one event per transaction**. An event about one job has subject `job/<id>` and the job's
+//! fields; an event about a batch of several jobs has subject `jobs` and lists them: `job.enqueue`
+//! `{count, ids, superseded, jobs: [{id, class, priority, kind, supersede_key?,
+//! concurrency_group?, release?}]}`, `job.complete` `{worker, count, ids}`. To find every event
+//! of job N, look for subject `job/N` and for `jobs` events whose `ids` hold N. The hash chain
+//! costs one link per event, so batching is also what makes the audited queue fast.
 //! Claims, heartbeats and the re-queueing of a failed attempt for a retry are not audited: they
 //! are the queue's own bookkeeping, frequent, and the next audited event of the job tells the
 //! outcome (its payload carries the attempt count and the last error).
@@ -26,6 +42,9 @@ use serde_json::Value;
 pub use cutover_core::queue::{JobClass, JobState, QueuePolicy};
 
 use crate::Timestamp;
+
+/// The most jobs one [`crate::Store::claim_jobs`] call takes.
+pub const MAX_CLAIM: i64 = 1_000;
 
 /// A job to enqueue with [`crate::Store::enqueue_job`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -124,74 +143,190 @@ macro_rules! queue_fns {
             Audit::new(actor, action, format!("job/{}", job.id), payload)
         }
 
+        /// The database type behind `Tx`, for the query builder.
+        trait TxDb {
+            type Db: sqlx::Database;
+        }
+        impl<D: sqlx::Database> TxDb for sqlx::Transaction<'static, D> {
+            type Db = D;
+        }
+        type Db = <Tx as TxDb>::Db;
+
+        /// Rows per multi-row `INSERT` (15 parameters each, well under both backends' limits).
+        const INSERT_CHUNK: usize = 256;
+
         pub(crate) async fn q_enqueue(
             store: &$store,
             job: &EnqueueJob,
             policy: &QueuePolicy,
             actor: &str,
         ) -> Result<Enqueued, StoreError> {
-            if job.max_attempts < 1 {
-                return Err(StoreError::Conflict {
-                    what: format!("job {}: max_attempts must be at least 1, got {}", job.kind, job.max_attempts),
-                });
+            q_enqueue_batch(store, std::slice::from_ref(job), policy, actor)
+                .await?
+                .pop()
+                .ok_or_else(|| StoreError::Corrupt { what: format!("enqueueing job {} returned no id", job.kind) })
+        }
+
+        pub(crate) async fn q_enqueue_batch(
+            store: &$store,
+            jobs: &[EnqueueJob],
+            policy: &QueuePolicy,
+            actor: &str,
+        ) -> Result<Vec<Enqueued>, StoreError> {
+            if jobs.is_empty() {
+                return Ok(Vec::new());
+            }
+            for job in jobs {
+                if job.max_attempts < 1 {
+                    return Err(StoreError::Conflict {
+                        what: format!("job {}: max_attempts must be at least 1, got {}", job.kind, job.max_attempts),
+                    });
+                }
+            }
+            // Superseding inside the batch, as if enqueued one after the other: a job followed by
+            // one with the same key is inserted already cancelled, superseded by that one; the
+            // queued jobs in the database are superseded by the batch's first job with the key.
+            let mut successor: Vec<Option<usize>> = vec![None; jobs.len()];
+            let mut first_with_key: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+            let mut last_with_key: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+            for (i, job) in jobs.iter().enumerate() {
+                if let Some(key) = job.supersede_key.as_deref() {
+                    if let Some(prev) = last_with_key.insert(key, i) {
+                        successor[prev] = Some(i);
+                    } else {
+                        first_with_key.insert(key, i);
+                    }
+                }
             }
             let now = Utc::now();
+            let now_us = us(&now);
             let mut tx = store.begin_write().await?;
-            let mut superseded = Vec::new();
-            if let Some(key) = &job.supersede_key {
+            let mut superseded: Vec<Vec<i64>> = vec![Vec::new(); jobs.len()];
+            // Keys in sorted order, so two batches locking the same keys cannot deadlock.
+            for (key, &first) in &first_with_key {
                 <$store>::lock_key(&mut tx, &format!("supersede:{key}")).await?;
                 let rows = sqlx::query(
                     "UPDATE jobs SET state = 'cancelled', finished_us = $2, \
                      last_error = 'superseded by a newer job' \
                      WHERE supersede_key = $1 AND state = 'queued' RETURNING id",
                 )
-                .bind(key)
-                .bind(us(&now))
+                .bind(*key)
+                .bind(now_us)
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(write_err(format!("superseding jobs with key {key}")))?;
                 for r in &rows {
-                    superseded.push(col::<i64>(r, "id")?);
+                    superseded[first].push(col::<i64>(r, "id")?);
                 }
-                superseded.sort_unstable();
+                superseded[first].sort_unstable();
             }
-            let rank = policy.aging.rank_us(job.class, job.priority, us(&job.run_at));
-            let row = sqlx::query(
-                "INSERT INTO jobs (class, priority, kind, payload, state, supersede_key, concurrency_group, \
-                 attempts, run_at_us, created_us, rank_us, max_attempts, release_version) \
-                 VALUES ($1, $2, $3, $4, 'queued', $5, $6, 0, $7, $8, $9, $10, $11) RETURNING *",
-            )
-            .bind(job.class.as_str())
-            .bind(cutover_core::queue::clamp_priority(job.priority))
-            .bind(&job.kind)
-            .bind(js(&job.payload))
-            .bind(&job.supersede_key)
-            .bind(&job.concurrency_group)
-            .bind(us(&job.run_at))
-            .bind(us(&now))
-            .bind(rank)
-            .bind(job.max_attempts)
-            .bind(&job.release_version)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(write_err(format!("job {}", job.kind)))?;
-            let inserted = job_of(&row)?;
-            let audit = job_audit(
-                actor,
-                "job.enqueue",
-                &inserted,
-                serde_json::json!({
-                    "supersede_key": job.supersede_key,
-                    "concurrency_group": job.concurrency_group,
-                    "release": job.release_version,
-                    "superseded": superseded,
-                }),
-            );
+            let mut ids: Vec<i64> = Vec::with_capacity(jobs.len());
+            for (c, chunk) in jobs.chunks(INSERT_CHUNK).enumerate() {
+                let mut qb = sqlx::QueryBuilder::<Db>::new(
+                    "INSERT INTO jobs (class, priority, kind, payload, state, supersede_key, concurrency_group, \
+                     attempts, run_at_us, created_us, rank_us, max_attempts, release_version, finished_us, last_error) ",
+                );
+                qb.push_values(chunk.iter().enumerate(), |mut b, (k, job)| {
+                    let cancelled = successor[c * INSERT_CHUNK + k].is_some();
+                    b.push_bind(job.class.as_str())
+                        .push_bind(cutover_core::queue::clamp_priority(job.priority))
+                        .push_bind(job.kind.as_str())
+                        .push_bind(js(&job.payload))
+                        .push_bind(if cancelled { "cancelled" } else { "queued" })
+                        .push_bind(job.supersede_key.as_deref())
+                        .push_bind(job.concurrency_group.as_deref())
+                        .push_bind(0_i64)
+                        .push_bind(us(&job.run_at))
+                        .push_bind(now_us)
+                        .push_bind(policy.aging.rank_us(job.class, job.priority, us(&job.run_at)))
+                        .push_bind(job.max_attempts)
+                        .push_bind(job.release_version.as_deref())
+                        .push_bind(cancelled.then_some(now_us))
+                        .push_bind(cancelled.then_some("superseded by a newer job"));
+                });
+                qb.push(" RETURNING id");
+                let rows = qb
+                    .build()
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(write_err(format!("{} job(s) starting with {}", chunk.len(), chunk[0].kind)))?;
+                // Ids are assigned in the order of the VALUES rows; RETURNING's order is not
+                // promised, so sort.
+                let mut chunk_ids = rows.iter().map(|r| col::<i64>(r, "id")).collect::<Result<Vec<_>, _>>()?;
+                chunk_ids.sort_unstable();
+                if chunk_ids.len() != chunk.len() {
+                    return Err(StoreError::Corrupt {
+                        what: format!("inserting {} jobs returned {} ids", chunk.len(), chunk_ids.len()),
+                    });
+                }
+                ids.extend(chunk_ids);
+            }
+            for (i, next) in successor.iter().enumerate() {
+                if let Some(next) = next {
+                    superseded[*next].push(ids[i]);
+                }
+            }
+            let audit = if let [job] = jobs {
+                let mut payload = serde_json::json!({
+                    "class": job.class.as_str(),
+                    "priority": cutover_core::queue::clamp_priority(job.priority),
+                    "kind": job.kind,
+                    "state": "queued",
+                    "attempts": 0,
+                });
+                if let Some(map) = payload.as_object_mut() {
+                    map.insert("supersede_key".into(), serde_json::json!(job.supersede_key));
+                    map.insert("concurrency_group".into(), serde_json::json!(job.concurrency_group));
+                    map.insert("release".into(), serde_json::json!(job.release_version));
+                    map.insert("superseded".into(), serde_json::json!(superseded[0]));
+                }
+                Audit::new(actor, "job.enqueue", format!("job/{}", ids[0]), payload)
+            } else {
+                let mut all_superseded: Vec<i64> = superseded.iter().flatten().copied().collect();
+                all_superseded.sort_unstable();
+                let listed: Vec<serde_json::Value> = jobs
+                    .iter()
+                    .zip(&ids)
+                    .map(|(job, id)| {
+                        let mut entry = serde_json::json!({
+                            "id": id,
+                            "class": job.class.as_str(),
+                            "priority": cutover_core::queue::clamp_priority(job.priority),
+                            "kind": job.kind,
+                        });
+                        if let Some(map) = entry.as_object_mut() {
+                            for (name, value) in [
+                                ("supersede_key", &job.supersede_key),
+                                ("concurrency_group", &job.concurrency_group),
+                                ("release", &job.release_version),
+                            ] {
+                                if let Some(v) = value {
+                                    map.insert(name.into(), serde_json::json!(v));
+                                }
+                            }
+                        }
+                        entry
+                    })
+                    .collect();
+                Audit::new(
+                    actor,
+                    "job.enqueue",
+                    "jobs",
+                    serde_json::json!({"count": jobs.len(), "ids": ids, "superseded": all_superseded, "jobs": listed}),
+                )
+            };
             append_in_tx(&mut tx, &audit).await?;
             <$store>::notify_jobs(&mut tx).await?;
             tx.commit().await.map_err(read_err("committing an enqueue"))?;
             store.wake_local();
-            Ok(Enqueued { id: inserted.id, superseded })
+            Ok(ids
+                .into_iter()
+                .zip(superseded)
+                .map(|(id, mut superseded)| {
+                    superseded.sort_unstable();
+                    Enqueued { id, superseded }
+                })
+                .collect())
         }
 
         pub(crate) async fn q_claim(
@@ -200,17 +335,40 @@ macro_rules! queue_fns {
             now: Timestamp,
             lease: std::time::Duration,
         ) -> Result<Option<Job>, StoreError> {
+            Ok(q_claim_batch(store, worker, now, lease, 1).await?.pop())
+        }
+
+        pub(crate) async fn q_claim_batch(
+            store: &$store,
+            worker: &str,
+            now: Timestamp,
+            lease: std::time::Duration,
+            limit: usize,
+        ) -> Result<Vec<Job>, StoreError> {
+            if limit == 0 {
+                return Ok(Vec::new());
+            }
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX).min(MAX_CLAIM);
+            // Candidates beyond `limit` make up for the jobs of a group already taken by the batch;
+            // a single claim needs none (a group with a running job is excluded by the filter).
+            let candidates = if limit == 1 { 1 } else { limit.saturating_mul(2).saturating_add(8) };
             let lease_until = us(&now).saturating_add(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX));
-            // One statement (its own transaction): choose and take the next job in a single
-            // round trip. On SQLite it holds the write lock for the statement; on PostgreSQL the
-            // candidate row is locked with SKIP LOCKED, so concurrent claimers pass over it.
+            // One statement (its own transaction): choose and take the next jobs in one round trip.
+            // On SQLite it holds the write lock for the statement; on PostgreSQL the candidate rows
+            // are locked with SKIP LOCKED, so concurrent claimers pass over them. Of the candidates
+            // (rank order) only the first of each concurrency group is taken.
             let claim = format!(
-                "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = $2, \
-                 lease_until_us = $3, started_us = $1 WHERE state = 'queued' AND id = (\
-                 SELECT id FROM {} WHERE state = 'queued' AND run_at_us <= $1 \
-                 AND (concurrency_group IS NULL OR NOT EXISTS (SELECT 1 FROM jobs r \
+                "WITH picked AS MATERIALIZED (SELECT id FROM (\
+                 SELECT id, rank_us, concurrency_group, row_number() OVER \
+                 (PARTITION BY concurrency_group ORDER BY rank_us, id) AS nth FROM (\
+                 SELECT j.id, j.rank_us, j.concurrency_group FROM {} WHERE j.state = 'queued' AND j.run_at_us <= $1 \
+                 AND (j.concurrency_group IS NULL OR NOT EXISTS (SELECT 1 FROM jobs r \
                  WHERE r.state = 'running' AND r.concurrency_group = j.concurrency_group)) \
-                 ORDER BY rank_us, id LIMIT 1 {}) RETURNING *",
+                 ORDER BY j.rank_us, j.id LIMIT $5 {}) c) d \
+                 WHERE concurrency_group IS NULL OR nth = 1 ORDER BY rank_us, id LIMIT $4) \
+                 UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = $2, \
+                 lease_until_us = $3, started_us = $1 WHERE state = 'queued' AND id IN (SELECT id FROM picked) \
+                 RETURNING *",
                 <$store>::CLAIM_FROM,
                 <$store>::CLAIM_LOCK
             );
@@ -221,20 +379,25 @@ macro_rules! queue_fns {
                     .bind(us(&now))
                     .bind(worker)
                     .bind(lease_until)
-                    .fetch_optional(&store.pool)
+                    .bind(limit)
+                    .bind(candidates)
+                    .fetch_all(&store.pool)
                     .await;
                 match claimed {
-                    Ok(Some(row)) => return job_of(&row).map(Some),
-                    Ok(None) => return Ok(None),
+                    Ok(rows) => {
+                        let mut jobs = rows.iter().map(job_of).collect::<Result<Vec<_>, _>>()?;
+                        jobs.sort_by_key(|j| (j.rank_us, j.id));
+                        return Ok(jobs);
+                    }
                     Err(sqlx::Error::Database(db))
                         if db.kind() == sqlx::error::ErrorKind::UniqueViolation =>
                     {
                         continue;
                     }
-                    Err(e) => return Err(read_err("claiming a job")(e)),
+                    Err(e) => return Err(read_err("claiming jobs")(e)),
                 }
             }
-            Ok(None)
+            Ok(Vec::new())
         }
 
         pub(crate) async fn q_heartbeat(
@@ -277,23 +440,72 @@ macro_rules! queue_fns {
             result: &serde_json::Value,
             actor: &str,
         ) -> Result<Job, StoreError> {
+            let mut done = q_complete_batch(store, worker, &[(id, result.clone())], actor).await?;
+            if let Some(job) = done.pop() {
+                return Ok(job);
+            }
+            // Not completed: say why (a read; no write lock needed).
+            let mut tx = store.pool.begin().await.map_err(read_err("reading a job"))?;
+            let why = running_job(&mut tx, id, worker).await;
+            let _ = tx.rollback().await;
+            Err(why.err().unwrap_or_else(|| StoreError::Conflict {
+                what: format!("job {id} could not be completed by worker {worker}; try again"),
+            }))
+        }
+
+        pub(crate) async fn q_complete_batch(
+            store: &$store,
+            worker: &str,
+            results: &[(i64, serde_json::Value)],
+            actor: &str,
+        ) -> Result<Vec<Job>, StoreError> {
+            // One row per job (the first result given for it).
+            let mut seen = std::collections::BTreeSet::new();
+            let rows: Vec<serde_json::Value> = results
+                .iter()
+                .filter(|(id, _)| seen.insert(*id))
+                .map(|(id, result)| serde_json::json!([id, js(result)]))
+                .collect();
+            if rows.is_empty() {
+                return Ok(Vec::new());
+            }
             let now = Utc::now();
+            let sql = format!(
+                "WITH done AS MATERIALIZED ({}) UPDATE jobs SET state = 'succeeded', \
+                 result = (SELECT d.result FROM done d WHERE d.id = jobs.id), finished_us = $2, \
+                 lease_owner = NULL, lease_until_us = NULL \
+                 WHERE state = 'running' AND lease_owner = $3 AND id IN (SELECT id FROM done) RETURNING *",
+                <$store>::DONE_ROWS
+            );
             let mut tx = store.begin_write().await?;
-            running_job(&mut tx, id, worker).await?;
-            let row = sqlx::query(
-                "UPDATE jobs SET state = 'succeeded', result = $2, finished_us = $3, lease_owner = NULL, \
-                 lease_until_us = NULL WHERE id = $1 RETURNING *",
-            )
-            .bind(id)
-            .bind(js(result))
-            .bind(us(&now))
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(write_err(format!("job {id}")))?;
-            let job = job_of(&row)?;
-            append_in_tx(&mut tx, &job_audit(actor, "job.complete", &job, serde_json::json!({"worker": worker}))).await?;
+            let updated = sqlx::query(&sql)
+                .bind(serde_json::Value::Array(rows).to_string())
+                .bind(us(&now))
+                .bind(worker)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(write_err(format!("completing {} job(s) of worker {worker}", seen.len())))?;
+            let mut jobs = updated.iter().map(job_of).collect::<Result<Vec<_>, _>>()?;
+            if jobs.is_empty() {
+                // Nothing held any more (every lease was lost): nothing to record.
+                let _ = tx.rollback().await;
+                return Ok(jobs);
+            }
+            jobs.sort_by_key(|j| j.id);
+            let audit = if let [job] = jobs.as_slice() {
+                job_audit(actor, "job.complete", job, serde_json::json!({"worker": worker}))
+            } else {
+                let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
+                Audit::new(
+                    actor,
+                    "job.complete",
+                    "jobs",
+                    serde_json::json!({"worker": worker, "count": ids.len(), "ids": ids}),
+                )
+            };
+            append_in_tx(&mut tx, &audit).await?;
             tx.commit().await.map_err(read_err("committing a completion"))?;
-            Ok(job)
+            Ok(jobs)
         }
 
         /// Requeues (`Retry`) or fails `job` for good; the caller holds the transaction.

@@ -73,6 +73,11 @@ pub struct Release {
     pub artifact_digest: Option<String>,
     /// The bill of materials (CycloneDX JSON), once the BOM issue produces it.
     pub bom: Option<Value>,
+    /// The known vulnerabilities found in `bom` when the release was recorded (JSON written by
+    /// `cutover release`: `{scanned_at, database, checked, findings, not_evaluated}`); `None`
+    /// when there was no vulnerability database to scan with.
+    #[serde(default)]
+    pub vulns: Option<Value>,
     pub created_at: Timestamp,
 }
 

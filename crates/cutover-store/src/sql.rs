@@ -114,6 +114,7 @@ macro_rules! impl_store {
                     changes: parse_json(&col::<String>(r, "changes")?, "release changes")?,
                     artifact_digest: col(r, "artifact_digest")?,
                     bom: opt_json(col(r, "bom")?, "release bom")?,
+                    vulns: opt_json(col(r, "vulns")?, "release vulns")?,
                     created_at: ts(col(r, "created_us")?, "release created_at")?,
                     version,
                 })
@@ -327,8 +328,8 @@ macro_rules! impl_store {
                 match change {
                     Change::InsertRelease(r) => {
                         sqlx::query(
-                            "INSERT INTO releases (version, tag, commit_id, kind, notes, changes, artifact_digest, bom, created_us) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                            "INSERT INTO releases (version, tag, commit_id, kind, notes, changes, artifact_digest, bom, created_us, vulns) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                         )
                         .bind(&r.version)
                         .bind(&r.tag)
@@ -339,6 +340,7 @@ macro_rules! impl_store {
                         .bind(&r.artifact_digest)
                         .bind(r.bom.as_ref().map(js))
                         .bind(us(&r.created_at))
+                        .bind(r.vulns.as_ref().map(js))
                         .execute(&mut **tx)
                         .await
                         .map_err(write_err(format!("release {}", r.version)))?;
@@ -347,7 +349,7 @@ macro_rules! impl_store {
                     Change::UpdateRelease(r) => {
                         let done = sqlx::query(
                             "UPDATE releases SET tag = $2, commit_id = $3, kind = $4, notes = $5, changes = $6, \
-                             artifact_digest = $7, bom = $8, created_us = $9 WHERE version = $1",
+                             artifact_digest = $7, bom = $8, created_us = $9, vulns = $10 WHERE version = $1",
                         )
                         .bind(&r.version)
                         .bind(&r.tag)
@@ -358,6 +360,7 @@ macro_rules! impl_store {
                         .bind(&r.artifact_digest)
                         .bind(r.bom.as_ref().map(js))
                         .bind(us(&r.created_at))
+                        .bind(r.vulns.as_ref().map(js))
                         .execute(&mut **tx)
                         .await
                         .map_err(write_err(format!("release {}", r.version)))?;
@@ -819,6 +822,20 @@ macro_rules! impl_store {
                     .collect()
                 }
 
+                async fn latest_observation(
+                    &self,
+                    host: &str,
+                ) -> Result<Option<Observation>, StoreError> {
+                    sqlx::query("SELECT * FROM observations WHERE host = $1 ORDER BY id DESC LIMIT 1")
+                        .bind(host)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(read_err("reading the latest observation"))?
+                        .as_ref()
+                        .map(observation_of)
+                        .transpose()
+                }
+
                 async fn list_proofs(&self, deployment_id: i64) -> Result<Vec<Proof>, StoreError> {
                     sqlx::query("SELECT * FROM proofs WHERE deployment_id = $1 ORDER BY id")
                         .bind(deployment_id)
@@ -888,6 +905,18 @@ macro_rules! impl_store {
 
                 async fn enqueue_job(&self, job: &EnqueueJob, policy: &QueuePolicy, actor: &str) -> Result<Enqueued, StoreError> {
                     q_enqueue(self, job, policy, actor).await
+                }
+
+                async fn enqueue_jobs(&self, jobs: &[EnqueueJob], policy: &QueuePolicy, actor: &str) -> Result<Vec<Enqueued>, StoreError> {
+                    q_enqueue_batch(self, jobs, policy, actor).await
+                }
+
+                async fn claim_jobs(&self, worker: &str, now: Timestamp, lease: std::time::Duration, limit: usize) -> Result<Vec<Job>, StoreError> {
+                    q_claim_batch(self, worker, now, lease, limit).await
+                }
+
+                async fn complete_jobs(&self, worker: &str, results: &[(i64, serde_json::Value)], actor: &str) -> Result<Vec<Job>, StoreError> {
+                    q_complete_batch(self, worker, results, actor).await
                 }
 
                 async fn claim_job(&self, worker: &str, now: Timestamp, lease: std::time::Duration) -> Result<Option<Job>, StoreError> {

@@ -121,6 +121,10 @@ impl SqliteStore {
     const CLAIM_LOCK: &'static str = "";
     /// The ids of a JSON array bound as `$4`.
     const JSON_IDS: &'static str = "SELECT value FROM json_each($4)";
+    /// The `(id, result)` rows of a batch completion, from a JSON array of `[id, "result text"]`
+    /// bound as `$1`.
+    const DONE_ROWS: &'static str = "SELECT json_extract(value, '$[0]') AS id, \
+         json_extract(value, '$[1]') AS result FROM json_each($1)";
 
     async fn lock_key(
         _tx: &mut sqlx::Transaction<'static, Sqlite>,

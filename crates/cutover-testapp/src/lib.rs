@@ -72,6 +72,66 @@ pub struct Args {
     /// Fault: /version reports this instead of the real version.
     #[arg(long, env = "TESTAPP_WRONG_VERSION", value_name = "V")]
     pub wrong_version: Option<String>,
+    /// Fault switches read from a file (`key = value` lines: `unhealthy`, `error_rate`,
+    /// `wrong_version`, `crash_after`, `slow_start`; `#` comments), so that a release's artifact can
+    /// carry its own fault. A missing file means no faults; the file wins over flags.
+    #[arg(long, env = "TESTAPP_FAULTS_FILE", value_name = "PATH")]
+    pub faults_file: Option<std::path::PathBuf>,
+}
+
+impl Args {
+    /// Applies the faults file, if one is named and exists.
+    fn with_faults_file(mut self) -> Result<Self, Error> {
+        let Some(path) = self.faults_file.clone() else {
+            return Ok(self);
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(self),
+            Err(source) => {
+                return Err(Error::FaultsFile {
+                    path,
+                    line: 0,
+                    message: source.to_string(),
+                });
+            }
+        };
+        for (i, raw) in text.lines().enumerate() {
+            let line = raw.split('#').next().unwrap_or_default().trim();
+            if line.is_empty() {
+                continue;
+            }
+            let bad = |message: String| Error::FaultsFile {
+                path: path.clone(),
+                line: i + 1,
+                message,
+            };
+            let (key, value) = line
+                .split_once('=')
+                .ok_or_else(|| bad(format!("expected `key = value`, found `{line}`")))?;
+            let (key, value) = (key.trim(), value.trim().trim_matches('"'));
+            let number = || {
+                value
+                    .parse::<f64>()
+                    .map_err(|_| bad(format!("`{key}` expects a number, found `{value}`")))
+            };
+            match key {
+                "unhealthy" => {
+                    self.unhealthy = matches!(value, "true" | "1" | "yes");
+                }
+                "error_rate" => self.error_rate = number()?,
+                "crash_after" => self.crash_after = Some(number()?),
+                "slow_start" => self.slow_start = Some(number()?),
+                "wrong_version" => self.wrong_version = Some(value.to_owned()),
+                other => {
+                    return Err(bad(format!(
+                        "unknown fault `{other}`; expected unhealthy, error_rate, crash_after, slow_start or wrong_version"
+                    )));
+                }
+            }
+        }
+        Ok(self)
+    }
 }
 
 /// What can stop the test app.
@@ -86,6 +146,12 @@ pub enum Error {
         addr: SocketAddr,
         #[source]
         source: std::io::Error,
+    },
+    #[error("{}:{line}: {message}", path.display())]
+    FaultsFile {
+        path: std::path::PathBuf,
+        line: usize,
+        message: String,
     },
     #[error("cannot start the tokio runtime: {0}")]
     Runtime(#[source] std::io::Error),
@@ -109,6 +175,7 @@ fn seconds(flag: &'static str, value: Option<f64>) -> Result<Option<Duration>, E
 /// Runs the test app until SIGTERM or SIGINT (then stops accepting, lets in-flight requests
 /// finish and returns `Ok`). Builds its own tokio runtime.
 pub fn run(args: Args) -> Result<(), Error> {
+    let args = args.with_faults_file()?;
     if !(0.0..=1.0).contains(&args.error_rate) {
         return Err(Error::ErrorRate(args.error_rate));
     }
@@ -358,4 +425,51 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     };
     Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use clap::Parser as _;
+
+    fn with_file(text: &str) -> Result<Args, Error> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("faults.conf");
+        std::fs::write(&path, text).unwrap();
+        Args::parse_from(["t", "--faults-file", path.to_str().unwrap()]).with_faults_file()
+    }
+
+    #[test]
+    fn faults_file_sets_the_switches() {
+        let a = with_file(
+            "# a faulty release\nerror_rate = 0.5\nwrong_version = \"9.9.9\"\nunhealthy = true\n",
+        )
+        .unwrap();
+        assert!((a.error_rate - 0.5).abs() < f64::EPSILON);
+        assert_eq!(a.wrong_version.as_deref(), Some("9.9.9"));
+        assert!(a.unhealthy);
+    }
+
+    #[test]
+    fn a_missing_faults_file_means_no_faults() {
+        let a = Args::parse_from(["t", "--faults-file", "/nonexistent/faults.conf"])
+            .with_faults_file()
+            .unwrap();
+        assert!(!a.unhealthy);
+        assert!(a.error_rate.abs() < f64::EPSILON);
+    }
+
+    #[test]
+    fn a_bad_faults_file_names_the_line() {
+        let e = with_file("\nerror_rate = lots\n").unwrap_err().to_string();
+        assert!(
+            e.ends_with("faults.conf:2: `error_rate` expects a number, found `lots`"),
+            "{e}"
+        );
+        let e = with_file("explode = 1\n").unwrap_err().to_string();
+        assert!(e.contains(":1: unknown fault `explode`"), "{e}");
+        let e = with_file("no equals sign\n").unwrap_err().to_string();
+        assert!(e.contains(":1: expected `key = value`"), "{e}");
+    }
 }

@@ -157,6 +157,37 @@ pub struct Candidate {
     pub informational: Option<String>,
 }
 
+/// One row of the package index: every live advisory's entry for one package, as JSON.
+#[derive(Debug, Clone)]
+pub struct IndexRow {
+    pub ecosystem: String,
+    pub norm_name: String,
+    pub entries: String,
+}
+
+/// What a finding shows of an advisory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdvisoryDetails {
+    pub summary: Option<String>,
+    pub aliases: Vec<String>,
+    pub score: Option<f64>,
+    pub level: Level,
+    pub vector: Option<String>,
+    pub informational: Option<String>,
+}
+
+impl AdvisoryDetails {
+    /// Copies the details into a candidate of this advisory.
+    pub fn apply(&self, c: &mut Candidate) {
+        c.summary.clone_from(&self.summary);
+        c.aliases.clone_from(&self.aliases);
+        c.score = self.score;
+        c.level = self.level;
+        c.vector.clone_from(&self.vector);
+        c.informational.clone_from(&self.informational);
+    }
+}
+
 /// FNV-1a, 64 bit: a stable digest to tell changed advisories from unchanged ones.
 fn digest(text: &str) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -458,30 +489,29 @@ impl VulnDb {
     }
 
     /// Every live advisory's `affected` entry for the given (ecosystem, normalised name) keys,
-    /// in one indexed query.
+    /// in one indexed query, sorted by (ecosystem, name, advisory id).
     pub async fn candidates(&self, keys: &[(String, String)]) -> Result<Vec<Candidate>, DbError> {
-        // Large BOMs: two halves on the pool's two connections (SQLite runs each on its own
-        // thread), so the lookups overlap.
-        let mut out = if keys.len() >= 1_000 {
-            let (a, b) = keys.split_at(keys.len() / 2);
-            let (a, b) = tokio::join!(self.candidates_chunk(a), self.candidates_chunk(b));
-            let mut a = a?;
-            a.extend(b?);
-            a
-        } else {
-            self.candidates_chunk(keys).await?
-        };
-        out.sort_by(|a, b| {
-            (&a.ecosystem, &a.norm_name, &a.advisory_id).cmp(&(
-                &b.ecosystem,
-                &b.norm_name,
-                &b.advisory_id,
-            ))
-        });
-        Ok(out)
+        let keys: Vec<(&str, &str)> = keys.iter().map(|(e, n)| (e.as_str(), n.as_str())).collect();
+        let rows = self.index_rows(&keys).await?;
+        self.decode_index_rows(rows)
     }
 
-    async fn candidates_chunk(&self, keys: &[(String, String)]) -> Result<Vec<Candidate>, DbError> {
+    /// The index rows (undecoded) of the given (ecosystem, normalised name) keys.
+    pub async fn index_rows(&self, keys: &[(&str, &str)]) -> Result<Vec<IndexRow>, DbError> {
+        // Large BOMs: two halves on the pool's two connections (SQLite runs each on its own
+        // thread), so the lookups overlap.
+        if keys.len() >= 1_000 {
+            let (a, b) = keys.split_at(keys.len() / 2);
+            let (a, b) = tokio::join!(self.index_rows_chunk(a), self.index_rows_chunk(b));
+            let mut a = a?;
+            a.extend(b?);
+            Ok(a)
+        } else {
+            self.index_rows_chunk(keys).await
+        }
+    }
+
+    async fn index_rows_chunk(&self, keys: &[(&str, &str)]) -> Result<Vec<IndexRow>, DbError> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
@@ -495,25 +525,38 @@ impl VulnDb {
         .fetch_all(&self.pool)
         .await
         .map_err(|e| self.err(e))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| IndexRow {
+                ecosystem: r.get(0),
+                norm_name: r.get(1),
+                entries: r.get(2),
+            })
+            .collect())
+    }
+
+    /// Decodes index rows into candidates, sorted by (ecosystem, name, advisory id).
+    pub fn decode_index_rows(&self, rows: Vec<IndexRow>) -> Result<Vec<Candidate>, DbError> {
         #[derive(serde::Deserialize)]
         struct Entry {
             id: String,
             affected: Affected,
         }
+        let mut rows = rows;
+        rows.sort_by(|a, b| (&a.ecosystem, &a.norm_name).cmp(&(&b.ecosystem, &b.norm_name)));
         let mut out = Vec::new();
         for r in rows {
-            let (ecosystem, norm_name, entries): (String, String, String) =
-                (r.get(0), r.get(1), r.get(2));
-            let entries: Vec<Entry> =
-                serde_json::from_str(&entries).map_err(|e| DbError::Corrupt {
+            let mut entries: Vec<Entry> =
+                serde_json::from_str(&r.entries).map_err(|e| DbError::Corrupt {
                     path: self.path.clone(),
-                    id: format!("index of {ecosystem}/{norm_name}"),
+                    id: format!("index of {}/{}", r.ecosystem, r.norm_name),
                     reason: e.to_string(),
                 })?;
+            entries.sort_by(|a, b| a.id.cmp(&b.id));
             for e in entries {
                 out.push(Candidate {
-                    ecosystem: ecosystem.clone(),
-                    norm_name: norm_name.clone(),
+                    ecosystem: r.ecosystem.clone(),
+                    norm_name: r.norm_name.clone(),
                     advisory_id: e.id,
                     affected: e.affected,
                     summary: None,
@@ -528,14 +571,12 @@ impl VulnDb {
         Ok(out)
     }
 
-    /// Fills in what a finding shows (summary, aliases, score, level, vector, informational) for
-    /// the given candidates, in one query for their distinct advisories.
-    pub async fn fill_details(&self, candidates: &mut [Candidate]) -> Result<(), DbError> {
-        let mut ids: Vec<&str> = candidates.iter().map(|c| c.advisory_id.as_str()).collect();
-        ids.sort_unstable();
-        ids.dedup();
+    /// What a finding shows (summary, aliases, score, level, vector, informational) of the given
+    /// advisories, in one query.
+    pub async fn details(&self, ids: &[&str]) -> Result<HashMap<String, AdvisoryDetails>, DbError> {
+        let mut details = HashMap::new();
         if ids.is_empty() {
-            return Ok(());
+            return Ok(details);
         }
         let ids_json = serde_json::to_string(&ids).expect("strings serialise");
         let rows = sqlx::query(
@@ -546,15 +587,6 @@ impl VulnDb {
         .fetch_all(&self.pool)
         .await
         .map_err(|e| self.err(e))?;
-        type Details = (
-            Option<String>,
-            Vec<String>,
-            Option<f64>,
-            Level,
-            Option<String>,
-            Option<String>,
-        );
-        let mut details: HashMap<String, Details> = HashMap::new();
         for r in rows {
             let id: String = r.get(0);
             let corrupt = |reason: String| DbError::Corrupt {
@@ -564,26 +596,29 @@ impl VulnDb {
             };
             let aliases: String = r.get(2);
             let level: String = r.get(4);
-            let d = (
-                r.get(1),
-                serde_json::from_str(&aliases).map_err(|e| corrupt(e.to_string()))?,
-                r.get(3),
-                level.parse().map_err(corrupt)?,
-                r.get(5),
-                r.get(6),
-            );
+            let d = AdvisoryDetails {
+                summary: r.get(1),
+                aliases: serde_json::from_str(&aliases).map_err(|e| corrupt(e.to_string()))?,
+                score: r.get(3),
+                level: level.parse().map_err(corrupt)?,
+                vector: r.get(5),
+                informational: r.get(6),
+            };
             details.insert(id, d);
         }
+        Ok(details)
+    }
+
+    /// Fills in what a finding shows for the given candidates, in one query for their distinct
+    /// advisories.
+    pub async fn fill_details(&self, candidates: &mut [Candidate]) -> Result<(), DbError> {
+        let mut ids: Vec<&str> = candidates.iter().map(|c| c.advisory_id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let details = self.details(&ids).await?;
         for c in candidates.iter_mut() {
-            if let Some((summary, aliases, score, level, vector, informational)) =
-                details.get(&c.advisory_id).cloned()
-            {
-                c.summary = summary;
-                c.aliases = aliases;
-                c.score = score;
-                c.level = level;
-                c.vector = vector;
-                c.informational = informational;
+            if let Some(d) = details.get(&c.advisory_id) {
+                d.apply(c);
             }
         }
         Ok(())

@@ -9,7 +9,8 @@ use crate::osv::{Advisory, Affected, Event};
 use crate::severity::Level;
 use crate::version::{self, Scheme, Version};
 use std::cmp::Ordering;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
 
 /// A package version to check, named as OSV names it (`@scope/name` for npm,
 /// `group:artifact` for Maven, the module path for Go).
@@ -80,42 +81,87 @@ fn cmp_bound(a: &Bound, b: &Bound) -> Ordering {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EventKind {
+    Introduced,
+    Fixed,
+    LastAffected,
+}
+
+/// One range's events parsed in its scheme and sorted once, so that any number of versions can
+/// be checked against it without parsing again.
+struct CompiledRange<'a> {
+    events: Vec<(Bound, EventKind, &'a str)>,
+    limits: Vec<Version>,
+}
+
+impl<'a> CompiledRange<'a> {
+    fn new(scheme: Scheme, events: &'a [Event]) -> Result<Self, version::VersionError> {
+        let mut parsed = Vec::with_capacity(events.len());
+        let mut limits = Vec::new();
+        for e in events {
+            let kind = match e {
+                Event::Introduced(s) if s == "0" => {
+                    parsed.push((Bound::Min, EventKind::Introduced, s.as_str()));
+                    continue;
+                }
+                Event::Limit(s) if s == "*" => continue,
+                Event::Limit(s) => {
+                    limits.push(version::parse(scheme, s)?);
+                    continue;
+                }
+                Event::Introduced(_) => EventKind::Introduced,
+                Event::Fixed(_) => EventKind::Fixed,
+                Event::LastAffected(_) => EventKind::LastAffected,
+            };
+            parsed.push((
+                Bound::V(version::parse(scheme, e.version())?),
+                kind,
+                e.version(),
+            ));
+        }
+        parsed.sort_by(|a, b| cmp_bound(&a.0, &b.0));
+        Ok(CompiledRange {
+            events: parsed,
+            limits,
+        })
+    }
+
+    fn contains(&self, v: &Version) -> bool {
+        let mut affected = false;
+        for (bound, kind, _) in &self.events {
+            let o = match bound {
+                Bound::Min => Ordering::Less,
+                Bound::V(b) => b.partial_cmp(v).unwrap_or(Ordering::Greater),
+            };
+            // The events are sorted: none after the first one above `v` can change the outcome.
+            if o == Ordering::Greater {
+                break;
+            }
+            match kind {
+                EventKind::Introduced => affected = true,
+                EventKind::Fixed => affected = false,
+                EventKind::LastAffected if o == Ordering::Less => affected = false,
+                EventKind::LastAffected => {}
+            }
+        }
+        if affected && !self.limits.is_empty() {
+            affected = self
+                .limits
+                .iter()
+                .any(|l| v.partial_cmp(l) == Some(Ordering::Less));
+        }
+        affected
+    }
+}
+
 /// Evaluates one range's events for `v` (already parsed with `scheme`).
 pub fn in_range(
     scheme: Scheme,
     events: &[Event],
     v: &Version,
 ) -> Result<bool, version::VersionError> {
-    let mut parsed: Vec<(Bound, &Event)> = Vec::with_capacity(events.len());
-    let mut limits = Vec::new();
-    for e in events {
-        match e {
-            Event::Introduced(s) if s == "0" => parsed.push((Bound::Min, e)),
-            Event::Limit(s) if s == "*" => {}
-            Event::Limit(s) => limits.push(version::parse(scheme, s)?),
-            _ => parsed.push((Bound::V(version::parse(scheme, e.version())?), e)),
-        }
-    }
-    parsed.sort_by(|a, b| cmp_bound(&a.0, &b.0));
-    let mut affected = false;
-    for (bound, e) in &parsed {
-        let o = match bound {
-            Bound::Min => Ordering::Less,
-            Bound::V(b) => b.partial_cmp(v).unwrap_or(Ordering::Greater),
-        };
-        match e {
-            Event::Introduced(_) if o != Ordering::Greater => affected = true,
-            Event::Fixed(_) if o != Ordering::Greater => affected = false,
-            Event::LastAffected(_) if o == Ordering::Less => affected = false,
-            _ => {}
-        }
-    }
-    if affected && !limits.is_empty() {
-        affected = limits
-            .iter()
-            .any(|l| v.partial_cmp(l) == Some(Ordering::Less));
-    }
-    Ok(affected)
+    Ok(CompiledRange::new(scheme, events)?.contains(v))
 }
 
 /// One version string with its parses per scheme, made once however many entries it meets.
@@ -155,6 +201,123 @@ fn digit_key(scheme: Scheme, s: &str) -> impl Iterator<Item = u8> + '_ {
     s.bytes().filter(|b| (b'1'..=b'9').contains(b))
 }
 
+/// An `affected` entry with its ranges parsed once: checking many versions against it parses
+/// only the versions.
+pub struct CompiledAffected<'a> {
+    affected: &'a Affected,
+    eco_scheme: Option<Scheme>,
+    /// The ranges of a known kind and scheme, with their index in `affected.ranges`; `None` where
+    /// an event does not parse (the range is skipped, as it cannot be evaluated).
+    ranges: Vec<(usize, Scheme, Option<CompiledRange<'a>>)>,
+}
+
+impl<'a> CompiledAffected<'a> {
+    pub fn new(affected: &'a Affected) -> Self {
+        let eco_scheme = affected
+            .package
+            .as_ref()
+            .and_then(|p| Scheme::for_osv_ecosystem(&p.ecosystem));
+        let ranges = affected
+            .ranges
+            .iter()
+            .enumerate()
+            .filter_map(|(i, range)| {
+                let scheme = range.range_kind().and_then(|k| affected.scheme_for(k))?;
+                Some((i, scheme, CompiledRange::new(scheme, &range.events).ok()))
+            })
+            .collect();
+        CompiledAffected {
+            affected,
+            eco_scheme,
+            ranges,
+        }
+    }
+
+    /// The schemes a version is read in to be checked against this entry.
+    fn schemes(&self) -> impl Iterator<Item = Scheme> + '_ {
+        self.ranges.iter().map(|(_, s, _)| *s).chain(
+            self.eco_scheme
+                .filter(|_| !self.affected.versions.is_empty()),
+        )
+    }
+
+    /// Checks one version (its parses cached across entries).
+    pub fn check(&self, v: &mut VersionCache<'_>) -> Verdict {
+        let version_str = v.text;
+        let mut evaluated = !self.affected.versions.is_empty();
+        for (_, scheme, range) in &self.ranges {
+            let Some(range) = range else { continue };
+            let Some(parsed) = v.get(*scheme) else {
+                continue;
+            };
+            if range.contains(parsed) {
+                return Verdict::Affected;
+            }
+            evaluated = true;
+        }
+        // Explicit versions: exact string, or equal in the ecosystem's order (`1.0` == `1.0.0` in
+        // PyPI), parsing only the plausible ones (same non-zero digits).
+        let versions = &self.affected.versions;
+        if versions.iter().any(|l| l == version_str) {
+            return Verdict::Affected;
+        }
+        if let Some(s) = self.eco_scheme
+            && !versions.is_empty()
+            && let Some(parsed) = v.get(s)
+        {
+            for listed in versions {
+                if digit_key(s, listed).eq(digit_key(s, version_str))
+                    && version::parse(s, listed).is_ok_and(|l| l == *parsed)
+                {
+                    return Verdict::Affected;
+                }
+            }
+        }
+        if evaluated || self.affected.ranges.is_empty() {
+            Verdict::NotAffected
+        } else {
+            Verdict::NotEvaluated
+        }
+    }
+
+    /// The lowest `fixed` version of the entry above `current`.
+    fn nearest_fixed(&self, current: &mut VersionCache<'_>) -> Option<(Version, String)> {
+        fn better(fv: &Version, cur: &Version, best: Option<&Version>) -> bool {
+            fv.partial_cmp(cur) == Some(Ordering::Greater)
+                && best.is_none_or(|b| fv.partial_cmp(b) == Some(Ordering::Less))
+        }
+        let mut best: Option<(Version, &str)> = None;
+        for (i, scheme, range) in &self.ranges {
+            let Some(cur) = current.get(*scheme) else {
+                continue;
+            };
+            match range {
+                Some(r) => {
+                    for (bound, kind, text) in &r.events {
+                        if let (Bound::V(fv), EventKind::Fixed) = (bound, kind)
+                            && better(fv, cur, best.as_ref().map(|b| &b.0))
+                        {
+                            best = Some((fv.clone(), text));
+                        }
+                    }
+                }
+                // A range with an unreadable event still names its readable fixes.
+                None => {
+                    for e in &self.affected.ranges[*i].events {
+                        if let Event::Fixed(f) = e
+                            && let Ok(fv) = version::parse(*scheme, f)
+                            && better(&fv, cur, best.as_ref().map(|b| &b.0))
+                        {
+                            best = Some((fv, f.as_str()));
+                        }
+                    }
+                }
+            }
+        }
+        best.map(|(v, s)| (v, s.to_string()))
+    }
+}
+
 /// Checks one version against one `affected` entry.
 pub fn check(affected: &Affected, version_str: &str) -> Verdict {
     check_cached(affected, &mut VersionCache::new(version_str))
@@ -162,130 +325,198 @@ pub fn check(affected: &Affected, version_str: &str) -> Verdict {
 
 /// [`check`] with the version's parses cached across entries.
 pub fn check_cached(affected: &Affected, v: &mut VersionCache<'_>) -> Verdict {
-    let version_str = v.text;
-    let eco = affected
-        .package
-        .as_ref()
-        .map(|p| p.ecosystem.as_str())
-        .unwrap_or("");
-    let eco_scheme = Scheme::for_osv_ecosystem(eco);
-    let mut evaluated = !affected.versions.is_empty();
-    for range in &affected.ranges {
-        let Some(kind) = range.range_kind() else {
-            continue;
-        };
-        let Some(scheme) = affected.scheme_for(kind) else {
-            continue;
-        };
-        let Some(parsed) = v.get(scheme) else {
-            continue;
-        };
-        match in_range(scheme, &range.events, parsed) {
-            Ok(true) => return Verdict::Affected,
-            Ok(false) => evaluated = true,
-            Err(_) => {}
-        }
+    CompiledAffected::new(affected).check(v)
+}
+
+/// How long each phase of [`match_packages_timed`] took (`cargo xtask bench vulns` prints them).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PhaseTimes {
+    /// Normalising names and grouping the packages by (ecosystem, name, version).
+    pub group: Duration,
+    /// The index lookup in the database.
+    pub query: Duration,
+    /// Decoding the index entries found (JSON).
+    pub decode: Duration,
+    /// Parsing the entries' range events (once per entry).
+    pub parse_ranges: Duration,
+    /// Parsing the packages' versions (once per version and scheme).
+    pub parse_versions: Duration,
+    /// Evaluating each version against each entry of its package.
+    pub evaluate: Duration,
+    /// Reading what a finding shows (summary, aliases, severity) for the matched advisories.
+    pub details: Duration,
+    /// Merging aliases and building the report.
+    pub report: Duration,
+}
+
+impl PhaseTimes {
+    /// Adds another run's times (to average over runs).
+    pub fn add(&mut self, o: &PhaseTimes) {
+        self.group += o.group;
+        self.query += o.query;
+        self.decode += o.decode;
+        self.parse_ranges += o.parse_ranges;
+        self.parse_versions += o.parse_versions;
+        self.evaluate += o.evaluate;
+        self.details += o.details;
+        self.report += o.report;
     }
-    // Explicit versions: exact string, or equal in the ecosystem's order (`1.0` == `1.0.0` in
-    // PyPI), parsing only the plausible ones (same non-zero digits).
-    if affected.versions.iter().any(|l| l == version_str) {
-        return Verdict::Affected;
-    }
-    if let Some(s) = eco_scheme
-        && !affected.versions.is_empty()
-        && let Some(parsed) = v.get(s)
-    {
-        for listed in &affected.versions {
-            if digit_key(s, listed).eq(digit_key(s, version_str))
-                && version::parse(s, listed).is_ok_and(|l| l == *parsed)
-            {
-                return Verdict::Affected;
-            }
-        }
-    }
-    if evaluated || affected.ranges.is_empty() {
-        Verdict::NotAffected
-    } else {
-        Verdict::NotEvaluated
+
+    /// The phases with their names, in order.
+    pub fn phases(&self) -> [(&'static str, Duration); 8] {
+        [
+            ("group", self.group),
+            ("query", self.query),
+            ("decode", self.decode),
+            ("parse ranges", self.parse_ranges),
+            ("parse versions", self.parse_versions),
+            ("evaluate", self.evaluate),
+            ("details", self.details),
+            ("report", self.report),
+        ]
     }
 }
 
-/// The lowest `fixed` version of the entry above `current`.
-fn nearest_fixed(affected: &Affected, current: &mut VersionCache<'_>) -> Option<(Version, String)> {
-    let mut best: Option<(Version, String)> = None;
-    for range in &affected.ranges {
-        let Some(scheme) = range.range_kind().and_then(|k| affected.scheme_for(k)) else {
-            continue;
-        };
-        let Some(cur) = current.get(scheme) else {
-            continue;
-        };
-        for e in &range.events {
-            let Event::Fixed(f) = e else { continue };
-            let Ok(fv) = version::parse(scheme, f) else {
-                continue;
-            };
-            if fv.partial_cmp(cur) != Some(Ordering::Greater) {
-                continue;
-            }
-            if best
-                .as_ref()
-                .is_none_or(|(b, _)| fv.partial_cmp(b) == Some(Ordering::Less))
-            {
-                best = Some((fv, f.clone()));
-            }
-        }
-    }
-    best
+/// The packages of one (ecosystem, normalised name, version): evaluated once.
+struct Group<'p> {
+    eco: String,
+    norm: String,
+    version: &'p str,
+    packages: Vec<usize>,
 }
 
-/// Matches `packages` against the candidates found in the index; pure (no IO) so it can be
-/// tested and benchmarked on its own.
-pub fn match_candidates(packages: &[PackageRef], candidates: &[Candidate]) -> MatchReport {
-    let mut by_key: HashMap<(&str, &str), Vec<&Candidate>> = HashMap::new();
-    for c in candidates {
-        by_key
-            .entry((c.ecosystem.as_str(), c.norm_name.as_str()))
-            .or_default()
-            .push(c);
-    }
-    let mut report = MatchReport::default();
-    // Group identical package versions so each is evaluated once.
-    let mut groups: HashMap<(String, String, &str), Vec<usize>> = HashMap::new();
+fn group(packages: &[PackageRef]) -> Vec<Group<'_>> {
+    let mut groups: BTreeMap<(String, String, &str), Vec<usize>> = BTreeMap::new();
     for (i, p) in packages.iter().enumerate() {
-        let eco = names::base_ecosystem(&p.ecosystem).to_string();
-        let norm = names::normalize(&eco, &p.name);
+        let eco = names::base_ecosystem(&p.ecosystem);
+        let norm = names::normalize(eco, &p.name);
         groups
-            .entry((eco, norm, p.version.as_str()))
+            .entry((eco.to_string(), norm, p.version.as_str()))
             .or_default()
             .push(i);
     }
-    let mut keys: Vec<_> = groups.keys().cloned().collect();
-    keys.sort();
-    for key in keys {
-        let idxs = &groups[&key];
-        let (eco, norm, version_str) = &key;
-        let pkg = &packages[idxs[0]];
-        let Some(cands) = by_key.get(&(eco.as_str(), norm.as_str())) else {
-            continue;
-        };
-        let mut hits: Vec<(&Candidate, Option<(Version, String)>)> = Vec::new();
-        let mut cache = VersionCache::new(version_str);
-        for c in cands {
-            match check_cached(&c.affected, &mut cache) {
-                Verdict::Affected => hits.push((c, nearest_fixed(&c.affected, &mut cache))),
+    groups
+        .into_iter()
+        .map(|((eco, norm, version), packages)| Group {
+            eco,
+            norm,
+            version,
+            packages,
+        })
+        .collect()
+}
+
+/// A candidate (index) that affects a group, with the nearest fixed version above it.
+type Hit = (usize, Option<(Version, String)>);
+
+/// Per group, the candidates that affect it.
+struct Evaluation {
+    hits: Vec<Vec<Hit>>,
+    not_evaluated: Vec<NotEvaluated>,
+}
+
+fn evaluate(
+    packages: &[PackageRef],
+    groups: &[Group<'_>],
+    candidates: &[Candidate],
+    times: &mut PhaseTimes,
+) -> Evaluation {
+    let t = Instant::now();
+    let compiled: Vec<CompiledAffected<'_>> = candidates
+        .iter()
+        .map(|c| CompiledAffected::new(&c.affected))
+        .collect();
+    times.parse_ranges += t.elapsed();
+
+    let t = Instant::now();
+    let mut by_key: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
+    for (i, c) in candidates.iter().enumerate() {
+        by_key
+            .entry((c.ecosystem.as_str(), c.norm_name.as_str()))
+            .or_default()
+            .push(i);
+    }
+    let group_cands: Vec<&[usize]> = groups
+        .iter()
+        .map(|g| {
+            by_key
+                .get(&(g.eco.as_str(), g.norm.as_str()))
+                .map_or(&[][..], Vec::as_slice)
+        })
+        .collect();
+    let mut caches: Vec<VersionCache<'_>> = groups
+        .iter()
+        .zip(&group_cands)
+        .map(|(g, cands)| {
+            let mut cache = VersionCache::new(g.version);
+            for &c in *cands {
+                for s in compiled[c].schemes() {
+                    cache.get(s);
+                }
+            }
+            cache
+        })
+        .collect();
+    times.parse_versions += t.elapsed();
+
+    let t = Instant::now();
+    let mut ev = Evaluation {
+        hits: Vec::with_capacity(groups.len()),
+        not_evaluated: Vec::new(),
+    };
+    for ((g, cache), cands) in groups.iter().zip(&mut caches).zip(&group_cands) {
+        let mut hits = Vec::new();
+        for &c in *cands {
+            match compiled[c].check(cache) {
+                Verdict::Affected => hits.push((c, compiled[c].nearest_fixed(cache))),
                 Verdict::NotAffected => {}
-                Verdict::NotEvaluated => report.not_evaluated.push(NotEvaluated {
-                    advisory_id: c.advisory_id.clone(),
-                    package: pkg.clone(),
+                Verdict::NotEvaluated => ev.not_evaluated.push(NotEvaluated {
+                    advisory_id: candidates[c].advisory_id.clone(),
+                    package: packages[g.packages[0]].clone(),
                     reason: "only GIT ranges or versions this ecosystem's order cannot read".into(),
                 }),
             }
         }
+        ev.hits.push(hits);
+    }
+    times.evaluate += t.elapsed();
+    ev
+}
+
+/// Builds the findings: per package version, the advisories that affect it, merged when their
+/// ids or aliases overlap (so a CVE that is also a GHSA is one finding).
+fn merge(
+    packages: &[PackageRef],
+    groups: &[Group<'_>],
+    candidates: &[Candidate],
+    ev: Evaluation,
+) -> MatchReport {
+    let mut report = MatchReport {
+        findings: Vec::new(),
+        not_evaluated: ev.not_evaluated,
+    };
+    for (g, mut hits) in groups.iter().zip(ev.hits) {
+        if hits.is_empty() {
+            continue;
+        }
+        let pkg = &packages[g.packages[0]];
         // One advisory may list the package twice (several `affected` entries): dedupe by id.
-        hits.sort_by(|a, b| a.0.advisory_id.cmp(&b.0.advisory_id));
-        hits.dedup_by(|a, b| a.0.advisory_id == b.0.advisory_id);
-        // Merge advisories whose id/alias sets overlap (union-find over the few hits).
+        hits.sort_by(|a, b| {
+            candidates[a.0]
+                .advisory_id
+                .cmp(&candidates[b.0].advisory_id)
+        });
+        hits.dedup_by(|a, b| candidates[a.0].advisory_id == candidates[b.0].advisory_id);
+        let names: Vec<BTreeSet<&str>> = hits
+            .iter()
+            .map(|(c, _)| {
+                let c = &candidates[*c];
+                std::iter::once(c.advisory_id.as_str())
+                    .chain(c.aliases.iter().map(String::as_str))
+                    .collect()
+            })
+            .collect();
+        // Union-find over the few hits.
         let n = hits.len();
         let mut parent: Vec<usize> = (0..n).collect();
         fn find(p: &mut [usize], i: usize) -> usize {
@@ -296,14 +527,9 @@ pub fn match_candidates(packages: &[PackageRef], candidates: &[Candidate]) -> Ma
             p[i] = r;
             r
         }
-        let names_of = |c: &Candidate| -> BTreeSet<String> {
-            std::iter::once(c.advisory_id.clone())
-                .chain(c.aliases.iter().cloned())
-                .collect()
-        };
         for i in 0..n {
             for j in (i + 1)..n {
-                if !names_of(hits[i].0).is_disjoint(&names_of(hits[j].0)) {
+                if !names[i].is_disjoint(&names[j]) {
                     let (a, b) = (find(&mut parent, i), find(&mut parent, j));
                     parent[b] = a;
                 }
@@ -317,42 +543,50 @@ pub fn match_candidates(packages: &[PackageRef], candidates: &[Candidate]) -> Ma
         let mut roots: Vec<_> = merged.into_values().collect();
         roots.sort();
         for members in roots {
-            let mut all_names = BTreeSet::new();
+            let mut all_names: BTreeSet<&str> = BTreeSet::new();
             let mut best: Option<&Candidate> = None;
-            let mut fixed: Option<(Version, String)> = None;
+            let mut fixed: Option<&(Version, String)> = None;
             for &m in &members {
                 let (c, f) = &hits[m];
-                all_names.extend(names_of(c));
+                let c = &candidates[*c];
+                all_names.extend(names[m].iter().copied());
                 if best.is_none_or(|b| c.score.unwrap_or(-1.0) > b.score.unwrap_or(-1.0)) {
                     best = Some(c);
                 }
-                if let Some((fv, fs)) = f
-                    && fixed
-                        .as_ref()
-                        .is_none_or(|(b, _)| fv.partial_cmp(b) == Some(Ordering::Less))
+                if let Some(f) = f
+                    && fixed.is_none_or(|(b, _)| f.0.partial_cmp(b) == Some(Ordering::Less))
                 {
-                    fixed = Some((fv.clone(), fs.clone()));
+                    fixed = Some(f);
                 }
             }
-            let first = hits[members[0]].0;
+            let first = &candidates[hits[members[0]].0];
             let best = best.unwrap_or(first);
-            let id = first.advisory_id.clone();
-            all_names.remove(&id);
+            all_names.remove(first.advisory_id.as_str());
             report.findings.push(Finding {
-                id,
-                aliases: all_names.into_iter().collect(),
-                summary: members.iter().find_map(|&m| hits[m].0.summary.clone()),
+                id: first.advisory_id.clone(),
+                aliases: all_names.into_iter().map(str::to_string).collect(),
+                summary: members
+                    .iter()
+                    .find_map(|&m| candidates[hits[m].0].summary.clone()),
                 score: best.score,
                 level: best.level,
                 vector: best.vector.clone(),
                 package: pkg.clone(),
-                fixed: fixed.map(|(_, s)| s),
+                fixed: fixed.map(|(_, s)| s.clone()),
                 informational: first.informational.clone(),
-                packages: idxs.clone(),
+                packages: g.packages.clone(),
             });
         }
     }
     report
+}
+
+/// Matches `packages` against the candidates found in the index (with their details filled);
+/// pure (no IO) so it can be tested and benchmarked on its own.
+pub fn match_candidates(packages: &[PackageRef], candidates: &[Candidate]) -> MatchReport {
+    let groups = group(packages);
+    let ev = evaluate(packages, &groups, candidates, &mut PhaseTimes::default());
+    merge(packages, &groups, candidates, ev)
 }
 
 /// Which of `packages` one advisory affects (indexes), for "which releases run it?": each release's
@@ -380,40 +614,57 @@ pub fn affected_by(advisory: &Advisory, packages: &[PackageRef]) -> Vec<usize> {
 
 /// Looks the packages up in the database and matches them.
 pub async fn match_packages(db: &VulnDb, packages: &[PackageRef]) -> Result<MatchReport, DbError> {
-    let mut keys: Vec<(String, String)> = packages
+    Ok(match_packages_timed(db, packages).await?.0)
+}
+
+/// [`match_packages`], saying how long each phase took.
+pub async fn match_packages_timed(
+    db: &VulnDb,
+    packages: &[PackageRef],
+) -> Result<(MatchReport, PhaseTimes), DbError> {
+    let mut times = PhaseTimes::default();
+    let t = Instant::now();
+    let groups = group(packages);
+    let mut keys: Vec<(&str, &str)> = groups
         .iter()
-        .map(|p| {
-            let eco = names::base_ecosystem(&p.ecosystem).to_string();
-            let norm = names::normalize(&eco, &p.name);
-            (eco, norm)
-        })
+        .map(|g| (g.eco.as_str(), g.norm.as_str()))
         .collect();
-    keys.sort();
     keys.dedup();
-    let mut candidates = db.candidates(&keys).await?;
-    // Only the entries that affect (or cannot be evaluated for) a queried version need the
-    // details a finding shows; fetching them for the rest would dominate the time.
-    let mut versions: HashMap<(&str, &str), Vec<&str>> = HashMap::new();
-    for (p, (eco, norm)) in packages.iter().zip(packages.iter().map(|p| {
-        let eco = names::base_ecosystem(&p.ecosystem);
-        (eco, names::normalize(eco, &p.name))
-    })) {
-        let key = keys
-            .binary_search(&(eco.to_string(), norm))
-            .map(|i| (keys[i].0.as_str(), keys[i].1.as_str()))
-            .expect("every package's key is in the sorted key list");
-        versions.entry(key).or_default().push(p.version.as_str());
+    times.group = t.elapsed();
+
+    let t = Instant::now();
+    let rows = db.index_rows(&keys).await?;
+    times.query = t.elapsed();
+
+    let t = Instant::now();
+    let mut candidates = db.decode_index_rows(rows)?;
+    times.decode = t.elapsed();
+
+    let ev = evaluate(packages, &groups, &candidates, &mut times);
+
+    // Only the advisories that matched need what a finding shows.
+    let t = Instant::now();
+    let mut hit: Vec<usize> = ev.hits.iter().flatten().map(|(c, _)| *c).collect();
+    hit.sort_unstable();
+    hit.dedup();
+    let mut ids: Vec<&str> = hit
+        .iter()
+        .map(|&c| candidates[c].advisory_id.as_str())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let details = db.details(&ids).await?;
+    for c in hit {
+        if let Some(d) = details.get(&candidates[c].advisory_id) {
+            d.apply(&mut candidates[c]);
+        }
     }
-    candidates.retain(|c| {
-        versions
-            .get(&(c.ecosystem.as_str(), c.norm_name.as_str()))
-            .is_some_and(|vs| {
-                vs.iter()
-                    .any(|v| check(&c.affected, v) != Verdict::NotAffected)
-            })
-    });
-    db.fill_details(&mut candidates).await?;
-    Ok(match_candidates(packages, &candidates))
+    times.details = t.elapsed();
+
+    let t = Instant::now();
+    let report = merge(packages, &groups, &candidates, ev);
+    times.report = t.elapsed();
+    Ok((report, times))
 }
 
 #[cfg(test)]

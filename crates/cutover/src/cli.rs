@@ -110,6 +110,50 @@ pub enum Command {
     /// The hosts agents run on: `host ls`, `host add NAME --token-file F`.
     Host(HostArgs),
 
+    /// Deliver a release to an environment through its strategy and wait for proof of delivery
+    /// (exit 1 when it was rolled back). Unfinished deployments are resumed first.
+    #[command(disable_version_flag = true)]
+    Deploy(DeployArgs),
+
+    /// Back to the previous live release of an environment (or `--to V`): a router switch when it
+    /// is still warm in a slot, else a redeployment.
+    Rollback(RollbackArgs),
+
+    /// What runs where: per environment its release and newest deployment; per host whether
+    /// its agent is connected, its slots (version, health, pid, port, since) and router split.
+    Status(StatusArgs),
+
+    /// Deployments, newest first: version, strategy, state, trigger, actor, duration, and why
+    /// the failed and rolled-back ones ended so.
+    History(HistoryArgs),
+
+    /// The signed proof of delivery of an environment's live release (or `--version V`), per
+    /// host; `--verify` checks every signature and that it names the release's artifact.
+    #[command(disable_version_flag = true)]
+    Proof(ProofArgs),
+
+    /// Serve the agent protocol over TCP for remote agents until interrupted (Ctrl-C).
+    Serve(ServeArgs),
+
+    /// The output of an environment's service: its slots' rotating log files on local agents.
+    Logs(LogsArgs),
+
+    /// Approve a release for an environment whose `approvals` gate needs it (recorded in the audit log).
+    #[command(disable_version_flag = true)]
+    Approve(ApproveArgs),
+
+    /// The gates of an environment for a release: soak, approvals, freeze, required checks,
+    /// vulnerability and license policies; each open or holding, why, and when it opens.
+    #[command(disable_version_flag = true)]
+    Gates(GatesArgs),
+
+    /// The whole pipeline: plan → notice → checks → release → deploy to the first environment →
+    /// gates → promote along the `promote_from` chain to the target. Resumable (`--resume`).
+    Ship(ShipArgs),
+
+    /// Deploy what runs in FROM to TO, if TO's gates are open.
+    Promote(PromoteArgs),
+
     /// Print a shell completion script.
     Completions(CompletionsArgs),
 
@@ -209,22 +253,146 @@ pub struct WorkerArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct AgentArgs {
+    #[command(subcommand)]
+    pub command: Option<AgentCommand>,
     /// This host's name, as the environments' `hosts` list it.
-    #[arg(long, value_name = "NAME")]
-    pub name: String,
-    /// The control plane: `unix:PATH` or `http://IP:PORT` (loopback unless --allow-remote-http).
-    #[arg(long, value_name = "URL")]
-    pub control: String,
+    #[arg(long, value_name = "NAME", required = true)]
+    pub name: Option<String>,
+    /// The control plane: `unix:PATH`, `https://HOST[:PORT]`, or `http://IP:PORT` (loopback
+    /// unless --allow-remote-http).
+    #[arg(long, value_name = "URL", required = true)]
+    pub control: Option<String>,
     /// The file holding this agent's token (first line).
-    #[arg(long, value_name = "FILE")]
-    pub token_file: PathBuf,
+    #[arg(long, value_name = "FILE", required = true)]
+    pub token_file: Option<PathBuf>,
     /// Where the agent keeps releases, logs and its state.
-    #[arg(long, value_name = "DIR")]
-    pub root: PathBuf,
+    #[arg(long, value_name = "DIR", required = true)]
+    pub root: Option<PathBuf>,
     /// Allow plain http to a non-loopback address (the token travels in clear).
     #[arg(long)]
     pub allow_remote_http: bool,
+    /// For https: trust only the CA certificates in this PEM file (instead of the system's roots).
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Make sure this project's local agent daemon (host `local`) runs and is connected: starts
+    /// it when it does not run (deploy commands do this by themselves).
+    Start {
+        /// The local agent (the one the CLI starts for this project).
+        #[arg(long, required = true)]
+        local: bool,
+    },
+    /// Stop this project's local agent daemon (host `local`). Its slot processes keep running
+    /// unless `--all` is given; the routers are part of the agent and stop with it until the next
+    /// command that needs the agent (or `agent start --local`) starts it again, adopting the slots.
+    Stop {
+        /// The local agent (the one the CLI started for this project).
+        #[arg(long, required = true)]
+        local: bool,
+        /// Also stop the services it runs (routers and slots, gracefully).
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+/// `cutover deploy`.
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// The environment (not needed with `--resume`).
+    #[arg(required_unless_present = "resume")]
+    pub env: Option<String>,
+    /// The release to deploy (default: the newest recorded release).
+    #[arg(long, value_name = "VERSION")]
+    pub version: Option<String>,
+    /// Only finish (or roll back) the deployments a crash or an interruption left unfinished.
+    #[arg(long, conflicts_with = "version")]
+    pub resume: bool,
+    /// Wait for the environment's lock instead of failing when another deployment holds it.
+    #[arg(long)]
+    pub wait: bool,
+    /// Why (recorded with the lock and shown to whoever waits for it).
+    #[arg(long, short = 'm', value_name = "TEXT")]
+    pub message: Option<String>,
+    /// Deploy through a freeze window; the reason is recorded in the audit log.
+    #[arg(long, value_name = "REASON")]
+    pub override_freeze: Option<String>,
+}
+
+/// `cutover ship`.
+#[derive(Debug, Args)]
+pub struct ShipArgs {
+    /// The last environment to ship to (default: the end of the `promote_from` chain).
+    #[arg(long, value_name = "ENV")]
+    pub to: Option<String>,
+    /// Continue the last `cutover ship` run (after a crash, or once a holding gate opens).
+    #[arg(long, conflicts_with = "to")]
+    pub resume: bool,
+    /// Deploy through a freeze window; the reason is recorded in the audit log.
+    #[arg(long, value_name = "REASON")]
+    pub override_freeze: Option<String>,
+}
+
+/// `cutover promote`.
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    /// The environment whose live release is promoted.
+    pub from: String,
+    /// The environment it goes to.
+    pub to: String,
+    /// Wait for TO's lock instead of failing when another deployment holds it.
+    #[arg(long)]
+    pub wait: bool,
+    /// Deploy through a freeze window; the reason is recorded in the audit log.
+    #[arg(long, value_name = "REASON")]
+    pub override_freeze: Option<String>,
+}
+
+/// `cutover rollback`.
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The environment.
+    pub env: String,
+    /// The release to go back to (default: the one live before the current one).
+    #[arg(long, value_name = "VERSION")]
+    pub to: Option<String>,
+}
+
+/// `cutover serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Where remote agents connect (`IP:PORT`).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7447")]
+    pub listen: String,
+    /// Serve https with this certificate chain (PEM); agents then use `https://…`.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of `--tls-cert`.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+/// `cutover logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The environment.
+    pub env: String,
+    /// Only this host (default: every host of the environment whose agent runs here).
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+    /// Only this slot (`blue` or `green`).
+    #[arg(long, value_name = "SLOT")]
+    pub slot: Option<String>,
+    /// How many lines per log to show first.
+    #[arg(long, short = 'n', value_name = "N", default_value_t = 50)]
+    pub lines: usize,
+    /// Keep printing new lines (across rotation) until interrupted.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
 }
 
 #[derive(Debug, Args)]
@@ -244,6 +412,67 @@ pub enum HostCommand {
         #[arg(long, value_name = "FILE")]
         token_file: PathBuf,
     },
+}
+
+/// `cutover status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only this environment (default: every configured one).
+    pub env: Option<String>,
+}
+
+/// `cutover proof`.
+#[derive(Debug, Args)]
+pub struct ProofArgs {
+    /// The environment.
+    pub env: String,
+    /// The newest deployment of this release (default: the environment's live release).
+    #[arg(long, value_name = "VERSION")]
+    pub version: Option<String>,
+    /// Check each proof's signature with the project's public key (`.cutover/keys/`) and that
+    /// its subject is the release's artifact digest; exit 1 naming the host when one fails.
+    #[arg(long)]
+    pub verify: bool,
+    /// Only this host's proof.
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+}
+
+/// `cutover approve`.
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// The environment (e.g. `production`).
+    pub env: String,
+    /// The release's version.
+    pub version: String,
+    /// Why, or what was checked (kept in the audit log).
+    #[arg(long, value_name = "TEXT")]
+    pub comment: Option<String>,
+}
+
+/// `cutover gates`.
+#[derive(Debug, Args)]
+pub struct GatesArgs {
+    /// The environment.
+    pub env: String,
+    /// The release to evaluate (default: the newest release live in the `promote_from`
+    /// environment, else the newest release).
+    #[arg(long, value_name = "V")]
+    pub version: Option<String>,
+    /// Evaluate as of this time instead of now (RFC 3339, e.g. `2026-12-24T09:00:00Z`): when
+    /// will the freeze be over, the soak done?
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+}
+
+/// `cutover history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Only this environment (default: all).
+    pub env: Option<String>,
+    /// At most this many deployments (the newest).
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub limit: usize,
 }
 
 #[derive(Debug, Args)]
@@ -266,6 +495,16 @@ pub struct AuditArgs {
     /// At most this many events (the newest).
     #[arg(long, value_name = "N")]
     pub limit: Option<u64>,
+
+    /// With `--at`: which release (version, commit, artifact digest) served on each host of
+    /// this environment at that instant, from the deployment switch and proof events.
+    #[arg(long, value_name = "ENV", requires = "at", conflicts_with_all = ["since", "action", "subject", "limit"])]
+    pub env: Option<String>,
+
+    /// The instant for `--env`: RFC 3339, `YYYY-MM-DD HH:MM[:SS]` (UTC, or with an offset such
+    /// as +02:00), a date, `now`, or a duration ago (`2h ago`).
+    #[arg(long, value_name = "TIME", requires = "env")]
+    pub at: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

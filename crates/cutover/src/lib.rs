@@ -6,6 +6,7 @@ pub mod cli;
 mod commands;
 mod context;
 mod error;
+pub mod local;
 mod ui;
 
 use clap::Parser;

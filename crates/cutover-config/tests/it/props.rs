@@ -103,4 +103,37 @@ proptest! {
             Err(_) => prop_assert!(d1 == d2 && h1 == h2),
         }
     }
+
+    /// A frozen moment ends at a later moment that the window no longer covers, and every moment
+    /// in between is frozen (checked at a few points), in any zone and across daylight saving.
+    #[test]
+    fn is_frozen_ends_later_at_an_unfrozen_moment(
+        d1 in 0u8..7, m1 in 0u16..1440, d2 in 0u8..7, m2 in 0u16..1440,
+        zone in proptest::sample::select(&["UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata"][..]),
+        at in 1_767_225_600i64..1_830_297_600i64,
+    ) {
+        let day = |i: u8| ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"][usize::from(i)];
+        let text = format!(
+            "{} {:02}:{:02}-{} {:02}:{:02} {zone}",
+            day(d1), m1 / 60, m1 % 60, day(d2), m2 / 60, m2 % 60
+        );
+        let Ok(w) = cutover_config::FreezeWindow::parse(&text) else {
+            prop_assert!(d1 == d2 && m1 == m2);
+            return Ok(());
+        };
+        let now = chrono::DateTime::from_timestamp(at, 0).unwrap();
+        if let Some(end) = w.is_frozen(now) {
+            prop_assert!(end > now, "{text}: {end} after {now}");
+            prop_assert!(end - now <= chrono::Duration::days(8), "{text}: {end} after {now}");
+            prop_assert_eq!(w.is_frozen(end), None, "{} at {}", text, end);
+            let span = end - now;
+            for k in 1..4 {
+                let t = now + span * k / 4;
+                // Local minutes are coarse: a moment inside the last minute may round out.
+                if end - t > chrono::Duration::minutes(61) {
+                    prop_assert!(w.is_frozen(t).is_some(), "{text}: {t} between {now} and {end}");
+                }
+            }
+        }
+    }
 }

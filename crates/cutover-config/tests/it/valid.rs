@@ -150,3 +150,65 @@ fn health_probes() {
         "{err}"
     );
 }
+
+#[test]
+fn hosts_are_names_or_tables_with_their_own_addresses() {
+    let src = r#"
+[project]
+name = "hello"
+
+[service]
+start = ["./hello", "--port", "{port}"]
+ports = { blue = 9101, green = 9102 }
+
+[environments.staging]
+hosts = ["local", { name = "h2", listen = "127.0.0.1:8182", ports = { blue = 9181, green = 9182 } }, { name = "h3" }]
+listen = "127.0.0.1:8080"
+"#;
+    let c = crate::load(src).unwrap();
+    let hosts = &c.environments["staging"].hosts;
+    assert_eq!(
+        hosts.iter().map(|h| h.name()).collect::<Vec<_>>(),
+        ["local", "h2", "h3"]
+    );
+    assert_eq!(hosts[0], cutover_config::EnvHost::new("local"));
+    assert_eq!(hosts[1].listen.as_deref(), Some("127.0.0.1:8182"));
+    let ports = hosts[1].ports.as_ref().unwrap();
+    assert_eq!((ports.blue, ports.green), (9181, 9182));
+    // A table with only a name means the same as the plain string.
+    assert_eq!(hosts[2], cutover_config::EnvHost::new("h3"));
+
+    // Round trip: names stay strings, tables stay tables.
+    let json = serde_json::to_value(&c).unwrap();
+    assert_eq!(
+        json["environments"]["staging"]["hosts"],
+        serde_json::json!(["local", {"name": "h2", "listen": "127.0.0.1:8182", "ports": {"blue": 9181, "green": 9182}}, "h3"])
+    );
+    let text = toml::to_string(&c).unwrap();
+    let again = cutover_config::load_str(&text, std::path::Path::new("x.toml"), NO_VARS).unwrap();
+    assert_eq!(again, c);
+}
+
+#[test]
+fn two_environments_may_not_share_a_host_listen_address() {
+    let src = r#"
+[project]
+name = "hello"
+
+[service]
+start = ["./hello", "--port", "{port}"]
+
+[environments.staging]
+hosts = [{ name = "h2", listen = "127.0.0.1:8182" }]
+
+[environments.production]
+hosts = ["h2"]
+listen = "127.0.0.1:8182"
+"#;
+    let err = crate::load(src).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("both listen on 127.0.0.1:8182 on host `h2`"),
+        "{err}"
+    );
+}

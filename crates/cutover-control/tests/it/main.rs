@@ -23,6 +23,8 @@ use cutover_store::{AuditFilter, Store};
 use sha2::Digest as _;
 use tokio::sync::oneshot;
 
+mod tls;
+
 /// A liveness bound, not a timing assertion: a wait that takes this long has hung.
 const HUNG: Duration = Duration::from_secs(60);
 const TOKEN: &str = "0123456789abcdef-test-token";

@@ -21,6 +21,8 @@ on_both!(
     killed_workers_job_is_retried_after_its_lease,
     concurrency_group_runs_one_at_a_time,
     parallel_workers_run_each_job_once,
+    batched_workers_run_each_job_once,
+    batched_workers_keep_groups_one_at_a_time,
     checks_run_through_the_queue,
 );
 
@@ -178,17 +180,23 @@ async fn background_starts_within_bound_under_hotfix_load(db: TestDb) {
         })
         .await
         .unwrap();
-    let worker_of: BTreeMap<String, String> = audit
-        .iter()
-        .map(|e| {
-            (
-                e.subject.clone(),
-                e.payload["worker"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
+    // One event per completion batch: `job/<id>` for one job, `jobs` with the ids for several.
+    let mut worker_of: BTreeMap<i64, String> = BTreeMap::new();
+    for e in &audit {
+        let worker = e.payload["worker"].as_str().unwrap().to_owned();
+        match e.subject.strip_prefix("job/") {
+            Some(id) => {
+                worker_of.insert(id.parse().unwrap(), worker);
+            }
+            None => {
+                for id in e.payload["ids"].as_array().unwrap() {
+                    worker_of.insert(id.as_i64().unwrap(), worker.clone());
+                }
+            }
+        }
+    }
     for j in &finished {
-        if let Some(w) = worker_of.get(&format!("job/{}", j.id)) {
+        if let Some(w) = worker_of.get(&j.id) {
             by_worker.entry(w.clone()).or_default().push(j);
         }
     }
@@ -527,4 +535,132 @@ async fn checks_run_through_the_queue(db: TestDb) {
     .unwrap();
     assert!(again[0].passed());
     let _ = Utc::now();
+}
+
+fn batched(name: &str, capacity: usize) -> WorkerConfig {
+    WorkerConfig {
+        capacity,
+        flush: Duration::from_millis(5),
+        max_batch: 16,
+        ..config(name)
+    }
+}
+
+async fn batched_workers_run_each_job_once(db: TestDb) {
+    let policy = fast_policy();
+    const JOBS: usize = 500;
+    let jobs: Vec<EnqueueJob> = (0..JOBS)
+        .map(|i| EnqueueJob::new(JobClass::ALL[i % 4], "count", json!({"i": i})))
+        .collect();
+    let ids: Vec<i64> = db
+        .store
+        .enqueue_jobs(&jobs, &policy, ACTOR)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    let counts = Arc::new(Mutex::new(BTreeMap::new()));
+    let (stop, listener) = shutdown_signal();
+    let mut pools = Vec::new();
+    for p in 0..2 {
+        let store = cutover_store::open(&db.url).await.unwrap();
+        let mut registry = Registry::new();
+        registry.register("count", Arc::new(Counter(Arc::clone(&counts))));
+        pools.push(tokio::spawn(run_workers(
+            store,
+            registry,
+            batched(&format!("b{p}"), 16),
+            2,
+            listener.clone(),
+        )));
+    }
+    while counts.lock().unwrap().values().sum::<u32>() < JOBS as u32 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Stopping writes the completions still waiting for their flush.
+    stop.trigger();
+    let mut completed = 0;
+    for p in pools {
+        completed += p.await.unwrap().iter().map(|s| s.completed).sum::<u64>();
+    }
+    assert_eq!(completed, JOBS as u64);
+    {
+        let counts = counts.lock().unwrap();
+        assert_eq!(counts.len(), JOBS);
+        assert!(counts.values().all(|&n| n == 1), "a job ran twice");
+    }
+    let succeeded = db
+        .store
+        .list_jobs(&JobFilter {
+            ids: ids.clone(),
+            ..JobFilter::default()
+        })
+        .await
+        .unwrap();
+    assert!(succeeded.iter().all(|j| j.state == "succeeded"));
+    // Completions were written in batches: fewer events than jobs, every job in exactly one.
+    let events = db
+        .store
+        .list_audit(&AuditFilter {
+            action: Some("job.complete".into()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    let mut listed: Vec<i64> = events
+        .iter()
+        .flat_map(|e| match e.subject.strip_prefix("job/") {
+            Some(id) => vec![id.parse::<i64>().unwrap()],
+            None => e.payload["ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_i64().unwrap())
+                .collect(),
+        })
+        .collect();
+    listed.sort_unstable();
+    assert_eq!(listed, ids);
+    assert!(
+        events.len() < JOBS,
+        "{} events for {JOBS} jobs",
+        events.len()
+    );
+    assert_eq!(db.store.verify_audit().await.unwrap().first_broken, None);
+}
+
+async fn batched_workers_keep_groups_one_at_a_time(db: TestDb) {
+    let policy = fast_policy();
+    let spans = Arc::new(Mutex::new(Vec::new()));
+    let mut registry = Registry::new();
+    registry.register("deploy", Arc::new(Spans(Arc::clone(&spans))));
+    let jobs: Vec<EnqueueJob> = (0..6)
+        .map(|_| EnqueueJob {
+            concurrency_group: Some("deploy:production".into()),
+            ..EnqueueJob::new(JobClass::Release, "deploy", json!({}))
+        })
+        .collect();
+    db.store.enqueue_jobs(&jobs, &policy, ACTOR).await.unwrap();
+    let (stop, listener) = shutdown_signal();
+    let pool = tokio::spawn(run_workers(
+        Arc::clone(&db.store),
+        registry,
+        batched("group", 4),
+        2,
+        listener,
+    ));
+    while spans.lock().unwrap().len() < 6 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.trigger();
+    pool.await.unwrap();
+    let mut spans = spans.lock().unwrap().clone();
+    spans.sort();
+    for pair in spans.windows(2) {
+        assert!(
+            pair[1].0 >= pair[0].1,
+            "two jobs of the group overlapped: {pair:?}"
+        );
+    }
 }

@@ -22,6 +22,7 @@ fn release(version: &str, bom: Option<serde_json::Value>) -> Release {
         changes: json!([{"type": "feat", "summary": "x", "breaking": false}]),
         artifact_digest: Some("sha256:00ff".into()),
         bom,
+        vulns: None,
         created_at: t(0),
     }
 }
@@ -35,6 +36,9 @@ async fn records_round_trip(db: TestDb) {
     let r2 = Release {
         kind: ReleaseKind::Hotfix,
         artifact_digest: None,
+        vulns: Some(
+            json!({"scanned_at": "2026-11-26T08:00:00Z", "findings": [{"id": "RUSTSEC-2021-0003", "score": 9.8}]}),
+        ),
         created_at: t(10),
         ..release("1.0.1", Some(json!({"bomFormat": "CycloneDX"})))
     };
@@ -56,6 +60,7 @@ async fn records_round_trip(db: TestDb) {
     );
     let r1b = Release {
         bom: Some(json!({"components": []})),
+        vulns: Some(json!({"findings": []})),
         ..r1.clone()
     };
     s.apply_one(

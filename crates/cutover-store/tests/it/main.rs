@@ -8,4 +8,5 @@ mod concurrency;
 mod conformance;
 mod errors;
 mod queue;
+mod queue_batch;
 mod tamper;

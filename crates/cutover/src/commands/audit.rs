@@ -1,16 +1,101 @@
-//! `cutover audit` (list events) and `cutover audit verify` (check the hash chain).
+//! `cutover audit` (list events), `cutover audit --env ENV --at TIME` (what served where at an
+//! instant) and `cutover audit verify` (check the hash chain).
 
 use crate::cli::{AuditArgs, AuditCommand};
 use crate::context::{Ctx, store_error};
 use crate::error::{CliError, Result};
 use crate::ui::{BOLD, DIM, Ui};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 
 pub fn run(ctx: &Ctx<'_>, args: &AuditArgs) -> Result<()> {
     match args.command {
         Some(AuditCommand::Verify) => verify(ctx),
-        None => list(ctx, args),
+        None => match (&args.env, &args.at) {
+            (Some(env), Some(at)) => served_at(ctx, env, at),
+            _ => list(ctx, args),
+        },
     }
+}
+
+/// `audit --env ENV --at TIME`: which release served on each host of ENV at that instant, from
+/// the `deployment.switch` and `proof.record` events.
+fn served_at(ctx: &Ctx<'_>, env: &str, at: &str) -> Result<()> {
+    let at = parse_time(at, Utc::now())?;
+    let store = ctx.store()?;
+    // The configured hosts come first; an environment that left the configuration (or a project
+    // without one) is still answered from the records.
+    let hosts = match ctx.config() {
+        Ok(config) => match config.environments.get(env) {
+            Some(e) => super::env_host_names(e),
+            None => {
+                ctx.ui.warn(format!(
+                    "environment `{env}` is not in cutover.toml; answering from the records only"
+                ));
+                Vec::new()
+            }
+        },
+        Err(_) => Vec::new(),
+    };
+    let served = ctx
+        .block_on(cutover_views::served_at(&*store, env, &hosts, at))
+        .map_err(super::status::views_error)?;
+    for w in &served.warnings {
+        ctx.ui.warn(w);
+    }
+    if ctx.global.json {
+        ctx.ui.print_json(
+            &serde_json::to_value(&served).expect("the served-at document always serialises"),
+        );
+        return Ok(());
+    }
+    let when = super::status::time(served.at);
+    if !served.deployed {
+        ctx.ui.println(format!(
+            "nothing served on {env} at {when}: no deployment had switched traffic there yet"
+        ));
+        return Ok(());
+    }
+    let mut out = format!("{} at {when}\n", Ui::paint(BOLD, env));
+    for host in &served.hosts {
+        let origin = match (host.deployment, host.since) {
+            (Some(d), Some(since)) => {
+                format!("  (deployment #{d}, since {})", super::status::time(since))
+            }
+            _ => String::new(),
+        };
+        if host.serving.is_empty() {
+            out.push_str(&format!(
+                "  {}  nothing served{origin}\n",
+                Ui::paint(BOLD, &host.host)
+            ));
+            continue;
+        }
+        out.push_str(&format!("  {}{origin}\n", Ui::paint(BOLD, &host.host)));
+        for s in &host.serving {
+            let proof = s.proof.as_ref().map_or_else(
+                || Ui::paint(DIM, "no proof of delivery yet"),
+                |p| {
+                    format!(
+                        "proven by deployment #{} at {}",
+                        p.deployment,
+                        super::status::time(p.at)
+                    )
+                },
+            );
+            out.push_str(&format!(
+                "    {:<6} {:<12} {:>4}  commit {}  artifact {}  {proof}\n",
+                s.slot.as_deref().unwrap_or("-"),
+                s.version,
+                s.weight.map_or_else(|| "-".to_owned(), |w| format!("{w}%")),
+                s.commit.as_deref().map_or("-", |c| &c[..c.len().min(12)]),
+                s.artifact_sha256
+                    .as_deref()
+                    .map_or_else(|| "-".to_owned(), |d| format!("sha256:{d}")),
+            ));
+        }
+    }
+    ctx.ui.print(out);
+    Ok(())
 }
 
 fn list(ctx: &Ctx<'_>, args: &AuditArgs) -> Result<()> {
@@ -96,19 +181,9 @@ fn verify(ctx: &Ctx<'_>) -> Result<()> {
     }
 }
 
-/// `--since`: RFC 3339, a date (midnight UTC), or a duration ago such as `90m` or `2d`.
+/// `--since` and `--at`: RFC 3339, `YYYY-MM-DD HH:MM[:SS]` (UTC or with an offset), a date
+/// (midnight UTC), `now`, or a duration ago such as `90m`, `2d` or `2h ago`.
 pub fn parse_time(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        return Ok(d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc());
-    }
-    if let Ok(ago) = humantime::parse_duration(text)
-        && let Ok(ago) = chrono::Duration::from_std(ago)
-    {
-        return Ok(now - ago);
-    }
-    Err(CliError::usage(format!("`{text}` is not a time"))
-        .with_hint("give an RFC 3339 time (2026-11-26T14:32:00Z), a date (2026-11-26) or a duration ago (90m, 2d)"))
+    cutover_views::parse_time(text, now)
+        .map_err(|e| CliError::usage(e.to_string()).with_hint(e.hint()))
 }

@@ -34,9 +34,12 @@ fn tag_format(ctx: &Ctx<'_>) -> Result<TagFormat> {
 fn start(ctx: &Ctx<'_>, from: Option<&str>) -> Result<()> {
     let root = ctx.project_root()?;
     let format = tag_format(ctx)?;
-    let from = match from {
-        Some(tag) => tag.to_owned(),
-        None => live_in_production(ctx, &format)?,
+    let (from, live) = match from {
+        Some(tag) => (tag.to_owned(), None),
+        None => {
+            let (tag, live) = live_in_production(ctx, &format)?;
+            (tag, Some(live))
+        }
     };
     let version = format
         .parse(&from)
@@ -70,8 +73,20 @@ fn start(ctx: &Ctx<'_>, from: Option<&str>) -> Result<()> {
     if ctx.global.json {
         ctx.ui.print_json(&serde_json::json!({
             "branch": branch, "from": from, "version": next.to_string(),
+            "live": live.as_ref().map(|l| serde_json::json!({
+                "environment": l.environment, "deployment": l.deployment, "version": l.version,
+            })),
         }));
     } else {
+        if let Some(l) = &live {
+            ctx.ui.status(
+                "Found",
+                format!(
+                    "{} live in {} (deployment #{})",
+                    l.version, l.environment, l.deployment
+                ),
+            );
+        }
         ctx.ui.status("Switched", format!("to {branch} at {from}"));
         ctx.ui.println(format!(
             "commit the fix here, then run `cutover hotfix finish` to release {next}"
@@ -80,26 +95,58 @@ fn start(ctx: &Ctx<'_>, from: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-/// The tag of the release the newest finished production deployment put live.
-fn live_in_production(ctx: &Ctx<'_>, format: &TagFormat) -> Result<String> {
-    let no_record = || {
-        CliError::usage("no deployment to production is recorded, so the live release is unknown")
-            .with_hint("name the release to fix: `cutover hotfix start --from v1.2.3`")
+/// Where the live release was found.
+struct LiveIn {
+    environment: String,
+    deployment: i64,
+    version: String,
+}
+
+/// The tag of production's current release: production is the environment named `production`,
+/// else the last one of the `promote_from` chain (`cutover_views::production_environment`);
+/// its current release is its newest `live` deployment (`cutover_views::current_release`).
+fn live_in_production(ctx: &Ctx<'_>, format: &TagFormat) -> Result<(String, LiveIn)> {
+    let config = optional_config(ctx)?;
+    let environment = config
+        .as_ref()
+        .and_then(cutover_views::production_environment)
+        .unwrap_or_else(|| "production".to_owned());
+    // Without a live deployment there the release is unknown: as before, the user names it.
+    let no_record = |why: &str| {
+        CliError::usage(format!(
+            "{why}, so the release live in production ({environment}) is unknown"
+        ))
+        .with_hint("name the release to fix: `cutover hotfix start --from v1.2.3`")
     };
     let store = ctx.store()?;
-    let deployments = ctx
-        .block_on(store.list_deployments(&cutover_store::DeploymentFilter {
-            environment: Some("production".to_owned()),
-            unfinished_only: false,
-            limit: Some(20),
-        }))
+    let live = ctx
+        .block_on(cutover_views::current_release(&*store, &environment))
+        .map_err(super::status::views_error)?
+        .ok_or_else(|| no_record(&format!("no live deployment to {environment} is recorded")))?;
+    // The release record keeps the tag it was cut with (the tag format may have changed since).
+    let release = ctx
+        .block_on(store.get_release(&live.release_version))
         .map_err(crate::context::store_error)?;
-    let live = deployments
-        .iter()
-        .find(|d| d.finished_at.is_some() && d.state == "live")
-        .ok_or_else(no_record)?;
-    let version = semver::Version::parse(&live.release_version).map_err(|_| no_record())?;
-    Ok(format.format(&version))
+    let tag = match release {
+        Some(r) if !r.tag.is_empty() => r.tag,
+        _ => {
+            let version = semver::Version::parse(&live.release_version).map_err(|_| {
+                no_record(&format!(
+                    "the live release `{}` is not a semantic version",
+                    live.release_version
+                ))
+            })?;
+            format.format(&version)
+        }
+    };
+    Ok((
+        tag,
+        LiveIn {
+            environment,
+            deployment: live.id,
+            version: live.release_version,
+        },
+    ))
 }
 
 fn finish(ctx: &Ctx<'_>, dry_run: bool, push: Option<String>) -> Result<()> {

@@ -27,6 +27,11 @@ pub fn run(ctx: &Ctx<'_>, args: &InitArgs) -> Result<()> {
     let state_dir = root.join(STATE_DIR);
     std::fs::create_dir_all(&state_dir)
         .internal(|| format!("cannot create `{}`", state_dir.display()))?;
+    // The proof-of-delivery signing key: made once, kept by every later init.
+    let (key, key_origin) =
+        cutover_proof::open_or_create(&state_dir).map_err(super::proof::key_error)?;
+    let key_path = cutover_proof::key_paths(&state_dir).0;
+    let key_created = key_origin == cutover_proof::KeyOrigin::Created;
     write_atomically(&config_path, &text)?;
     let ignored = ensure_ignored(&root)?;
 
@@ -35,6 +40,7 @@ pub fn run(ctx: &Ctx<'_>, args: &InitArgs) -> Result<()> {
         "config": CONFIG_FILE,
         "replaced": existed,
         "detected": detected_json(&detected),
+        "proof_keyid": key.keyid(),
     });
     let audit = cutover_store::Audit::new(
         ctx.actor(),
@@ -52,6 +58,7 @@ pub fn run(ctx: &Ctx<'_>, args: &InitArgs) -> Result<()> {
             "state_dir": state_dir,
             "gitignore_updated": ignored,
             "detected": detected_json(&detected),
+            "proof_key": { "path": key_path, "keyid": key.keyid(), "created": key_created },
         }));
     } else {
         ctx.ui.status(
@@ -62,6 +69,14 @@ pub fn run(ctx: &Ctx<'_>, args: &InitArgs) -> Result<()> {
             ctx.ui
                 .status("Ignored", format!("{STATE_DIR}/ in .gitignore"));
         }
+        ctx.ui.status(
+            if key_created { "Created" } else { "Kept" },
+            format!(
+                "proof key {} (keyid {})",
+                key_path.strip_prefix(&root).unwrap_or(&key_path).display(),
+                key.keyid()
+            ),
+        );
         let lockfiles = detected
             .lockfiles
             .iter()

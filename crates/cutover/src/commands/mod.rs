@@ -11,18 +11,27 @@
 //! (see `support.rs` for hermetic git projects); after changing the CLI run `cargo xtask codegen`.
 
 mod agent;
+mod approve;
 mod audit;
 mod bom;
 mod changelog;
 mod completions;
 mod config;
 mod demo;
+mod deploy;
+mod gates;
+mod history;
 mod hotfix;
 mod init;
+mod logs;
 mod notice;
 mod plan;
+mod proof;
 mod queue;
 mod release;
+mod serve;
+mod ship;
+mod status;
 mod vulns;
 
 use crate::cli::{Cli, Command};
@@ -49,9 +58,34 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<()> {
         Command::Worker(args) => queue::worker(&ctx, &args),
         Command::Agent(args) => agent::run(&ctx, &args),
         Command::Host(args) => agent::host(&ctx, &args),
+        Command::Deploy(args) => deploy::deploy(&ctx, &args),
+        Command::Rollback(args) => deploy::rollback(&ctx, &args),
+        Command::Status(args) => status::run(&ctx, &args),
+        Command::History(args) => history::run(&ctx, &args),
+        Command::Proof(args) => proof::run(&ctx, &args),
+        Command::Serve(args) => serve::run(&ctx, &args),
+        Command::Logs(args) => logs::run(&ctx, &args),
+        Command::Approve(args) => approve::run(&ctx, &args),
+        Command::Gates(args) => gates::run(&ctx, &args),
+        Command::Ship(args) => ship::ship(&ctx, &args),
+        Command::Promote(args) => ship::promote(&ctx, &args),
         Command::Completions(args) => completions::run(&args),
         Command::Testapp(args) => cutover_testapp::run(args).map_err(|e| {
             crate::error::CliError::failed("the test app stopped with an error").with_cause(e)
         }),
     }
+}
+
+/// The names of an environment's hosts.
+pub(crate) fn env_host_names(env: &cutover_config::Environment) -> Vec<String> {
+    env.hosts.iter().map(|h| h.name().to_string()).collect()
+}
+
+/// The router address of `host` in `env`: its own, else the environment's.
+pub(crate) fn env_host_listen(env: &cutover_config::Environment, host: &str) -> Option<String> {
+    env.hosts
+        .iter()
+        .find(|h| h.name() == host)
+        .and_then(|h| h.listen.clone())
+        .or_else(|| env.listen.clone())
 }

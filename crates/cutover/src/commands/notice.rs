@@ -1,6 +1,7 @@
 //! `cutover notice`: the advance shipping notice of the coming release (version, date drafted,
 //! expected deployment, changes with breaking ones first and their migration notes, early access,
-//! slots for the BOM diff and new vulnerabilities), recorded in the store with its audit event.
+//! slots for the BOM diff and the vulnerabilities new since the release live in production),
+//! recorded in the store with its audit event.
 //! `--send` delivers it; until the notification channels exist that means a file under
 //! `.cutover/notices/`, marked sent in the store.
 
@@ -75,7 +76,16 @@ pub fn run(ctx: &Ctx<'_>, args: &NoticeArgs) -> Result<()> {
     );
     if let Some((base, next)) = boms_since(ctx, &root, planned.plan.current.as_ref()) {
         notice.bom_diff = Some(bom_diff(&base, &next));
-        notice.vulnerabilities = new_vulnerabilities(ctx, config.as_ref(), &root, &base, &next);
+        // New vulnerabilities are those production does not run yet: compared with the release
+        // live there when the deployment records know one, else with the last release.
+        let live = config.as_ref().and_then(|c| live_in_production(ctx, c));
+        if let Some((env, version, _)) = &live {
+            ctx.ui.detail(format!(
+                "vulnerabilities compared with {version}, live in {env}"
+            ));
+        }
+        let vuln_base = live.as_ref().map_or(&base, |(_, _, bom)| bom);
+        notice.vulnerabilities = new_vulnerabilities(ctx, config.as_ref(), &root, vuln_base, &next);
     }
     let format = match args.format {
         NoticeFormatArg::Markdown => NoticeFormat::Markdown,
@@ -232,10 +242,9 @@ fn parse_eta(text: &str) -> Result<String> {
         .with_hint("write a date such as 2026-12-01 or a time such as 2026-12-01T09:00:00Z"))
 }
 
-/// The bills of materials of the last release and of this one (until deployments exist, the last
-/// release stands in for the one live in production): the release record's BOM when it has one,
-/// else the BOM of its tag. `None` (the slots stay empty, with a warning) when the base cannot be
-/// computed.
+/// The bills of materials of the last release and of this one: the release record's BOM when it
+/// has one, else the BOM of its tag. `None` (the slots stay empty, with a warning) when the base
+/// cannot be computed.
 fn boms_since(
     ctx: &Ctx<'_>,
     root: &std::path::Path,
@@ -267,6 +276,53 @@ fn boms_since(
     Some((base, cutover_bom::discover_and_parse_with(root, &options)))
 }
 
+/// The environment whose live release a notice is compared with: `production`, else the end of
+/// the longest `promote_from` chain (an environment promoted from another and promoted to by none).
+fn production_environment(config: &cutover_config::Config) -> Option<&str> {
+    let envs = &config.environments;
+    if envs.contains_key("production") {
+        return Some("production");
+    }
+    let sources: std::collections::BTreeSet<&str> = envs
+        .values()
+        .filter_map(|e| e.promote_from.as_deref())
+        .collect();
+    let chain_len = |start: &str| {
+        let mut name = start.to_owned();
+        let mut n = 0;
+        // Bounded: a cycle in `promote_from` must not loop forever.
+        while let Some(from) = envs.get(&name).and_then(|e| e.promote_from.clone())
+            && n <= envs.len()
+        {
+            n += 1;
+            name = from;
+        }
+        n
+    };
+    envs.iter()
+        .filter(|(name, e)| e.promote_from.is_some() && !sources.contains(name.as_str()))
+        // The longest chain; the first name among equals.
+        .min_by_key(|(name, _)| (std::cmp::Reverse(chain_len(name)), (*name).clone()))
+        .map(|(name, _)| name.as_str())
+}
+
+/// The release live in production now (see [`production_environment`]) per the deployment
+/// records, with its recorded bill of materials: `(environment, version, bom)`. `None` when
+/// nothing is live there, or the release has no readable BOM.
+fn live_in_production(
+    ctx: &Ctx<'_>,
+    config: &cutover_config::Config,
+) -> Option<(String, String, cutover_bom::Bom)> {
+    let env = production_environment(config)?;
+    let store = ctx.store().ok()?;
+    let deployment = super::vulns::live_deployment(ctx, store.as_ref(), env).ok()??;
+    let release = ctx
+        .block_on(store.get_release(&deployment.release_version))
+        .ok()??;
+    let bom = super::vulns::recorded_bom(&release).ok()??;
+    Some((env.to_owned(), release.version, bom))
+}
+
 fn bom_diff(base: &cutover_bom::Bom, next: &cutover_bom::Bom) -> cutover_notes::notice::BomDiff {
     let diff = cutover_bom::diff(base, next);
     let entry = |e: &cutover_bom::diff::DiffEntry| cutover_notes::notice::Component {
@@ -290,8 +346,9 @@ fn bom_diff(base: &cutover_bom::Bom, next: &cutover_bom::Bom) -> cutover_notes::
     }
 }
 
-/// Findings of this release's BOM that the last release's did not have, from the local
-/// vulnerability database (`[vulns] db`, else `.cutover/vulns.db`); `None` without a database.
+/// Findings of this release's BOM that the baseline's (the release live in production, else the
+/// last release) did not have, from the local vulnerability database (`[vulns] db`, else
+/// `.cutover/vulns.db`); `None` without a database.
 fn new_vulnerabilities(
     ctx: &Ctx<'_>,
     config: Option<&cutover_config::Config>,

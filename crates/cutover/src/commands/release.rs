@@ -85,6 +85,8 @@ pub(super) fn record_and_report(
         cutover_store::ReleaseKind::Hotfix => "hotfix",
         _ => "normal",
     };
+    // Known vulnerabilities found at release time (stored with the release).
+    let mut vulnerabilities = None;
     if !dry_run {
         let changes = serde_json::to_value(&plan.changes)
             .map_err(|e| CliError::internal("cannot serialise the changes").with_cause(e))?;
@@ -97,6 +99,13 @@ pub(super) fn record_and_report(
         }
         let bom_json: serde_json::Value = serde_json::from_str(&bom.to_cyclonedx_json())
             .map_err(|e| CliError::internal("the bill of materials is not JSON").with_cause(e))?;
+        // The known vulnerabilities of that BOM now, stored with the release so that
+        // `cutover vulns --release V` can later tell which findings are new since.
+        let config = optional_config(ctx)?;
+        let vulns = super::vulns::scan_for_record(ctx, &ctx.project_root()?, config.as_ref(), &bom);
+        vulnerabilities = vulns
+            .as_ref()
+            .and_then(|v| v["findings"].as_array().map(Vec::len));
         let record = cutover_store::Release {
             version: plan.next.version.clone(),
             tag: released.tag.clone(),
@@ -106,6 +115,7 @@ pub(super) fn record_and_report(
             changes,
             artifact_digest: released.artifact.as_ref().map(|a| a.digest.clone()),
             bom: Some(bom_json),
+            vulns,
             created_at: chrono::Utc::now(),
         };
         let audit = cutover_store::Audit::new(
@@ -138,6 +148,7 @@ pub(super) fn record_and_report(
             "pushed": released.pushed,
             "steps": released.steps,
             "notes": plan.notes,
+            "vulnerabilities": vulnerabilities,
         }));
         return Ok(());
     }
@@ -177,6 +188,12 @@ pub(super) fn record_and_report(
     }
     if released.pushed {
         ctx.ui.status("Pushed", &released.tag);
+    }
+    if let Some(n) = vulnerabilities {
+        ctx.ui.status(
+            "Scanned",
+            format!("{n} known vulnerabilities in its bill of materials (stored with the release)"),
+        );
     }
     ctx.ui
         .status("Released", format!("{} ({kind_name})", plan.next.version));

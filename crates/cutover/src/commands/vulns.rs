@@ -73,6 +73,68 @@ pub(super) fn recorded_bom(release: &cutover_store::Release) -> Result<Option<cu
         })
 }
 
+/// The findings to store with a release: its BOM scanned against the project's vulnerability
+/// database (`[vulns] db`, else `.cutover/vulns.db`) now. `None` (nothing stored) when there is
+/// no database or it holds no advisories; a database that cannot be read is a warning, so that it
+/// never stops a release.
+pub(super) fn scan_for_record(
+    ctx: &Ctx<'_>,
+    root: &Path,
+    config: Option<&cutover_config::Config>,
+    bom: &cutover_bom::Bom,
+) -> Option<serde_json::Value> {
+    let path = configured_db_path(root, config);
+    if !path.exists() {
+        return None;
+    }
+    let now = chrono::Utc::now();
+    let scanned = ctx.block_on(async {
+        let db = VulnDb::open(&path).await?;
+        let st = db.status(now).await?;
+        let report = if st.advisories == 0 {
+            None
+        } else {
+            Some(bomscan::scan(&db, bom).await?)
+        };
+        db.close().await;
+        Ok::<_, db::DbError>(report.map(|r| (st, r)))
+    });
+    match scanned {
+        Ok(Some((st, r))) => Some(serde_json::json!({
+            "scanned_at": now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "database": { "advisories": st.advisories, "newest_modified": st.newest_modified },
+            "checked": r.checked,
+            "findings": r.findings,
+            "not_evaluated": r.not_evaluated.len(),
+        })),
+        Ok(None) => None,
+        Err(e) => {
+            ctx.ui.warn(format!(
+                "the vulnerability database {} cannot be read ({e}): no findings stored with the release",
+                path.display()
+            ));
+            None
+        }
+    }
+}
+
+/// Whether a finding stored with a release (JSON) is the same vulnerability of the same package
+/// version as `f`: one id or alias in common (merging may have chosen another id since).
+fn same_finding(stored: &serde_json::Value, f: &cutover_vuln::matching::Finding) -> bool {
+    if stored["package"]["name"].as_str() != Some(f.package.name.as_str())
+        || stored["package"]["version"].as_str() != Some(f.package.version.as_str())
+    {
+        return false;
+    }
+    let stored_ids: Vec<&str> = std::iter::once(&stored["id"])
+        .chain(stored["aliases"].as_array().into_iter().flatten())
+        .filter_map(|v| v.as_str())
+        .collect();
+    std::iter::once(&f.id)
+        .chain(&f.aliases)
+        .any(|id| stored_ids.contains(&id.as_str()))
+}
+
 fn open(ctx: &Ctx<'_>, path: &Path) -> Result<VulnDb> {
     ctx.block_on(VulnDb::open(path)).map_err(|e| {
         CliError::failed(format!(
@@ -268,9 +330,12 @@ fn report(ctx: &Ctx<'_>, args: &VulnsArgs) -> Result<()> {
         return Err(CliError::usage(format!("no vulnerability database at {}", path.display()))
             .with_hint("import advisories first: `cutover vulns import PATH` (an OSV directory or all.zip, or a RustSec advisory-db checkout)"));
     }
-    let bom = match &args.release {
-        Some(version) => release_bom(ctx, version)?,
-        None => cutover_bom::discover_and_parse(&ctx.project_root()?),
+    let (bom, release) = match &args.release {
+        Some(version) => {
+            let (bom, release) = release_bom(ctx, version)?;
+            (bom, Some(release))
+        }
+        None => (cutover_bom::discover_and_parse(&ctx.project_root()?), None),
     };
     let db = open(ctx, &path)?;
     let st = ctx.block_on(db.status(chrono::Utc::now())).map_err(|e| {
@@ -290,13 +355,50 @@ fn report(ctx: &Ctx<'_>, args: &VulnsArgs) -> Result<()> {
     let policy = policy_from(config.as_ref());
     let findings: Vec<_> = r.findings.iter().map(|f| f.finding.clone()).collect();
     let outcome = policy::evaluate(&policy, &findings, chrono::Utc::now().date_naive());
-    let doc = serde_json::json!({
+    // With --release: the findings stored when it was recorded, and which of today's are new.
+    let recorded = release.as_ref().and_then(|r| r.vulns.clone());
+    let recorded_findings: Vec<serde_json::Value> = recorded
+        .as_ref()
+        .and_then(|v| v["findings"].as_array().cloned())
+        .unwrap_or_default();
+    let is_new: Vec<bool> = r
+        .findings
+        .iter()
+        .map(|f| {
+            recorded.is_some()
+                && !recorded_findings
+                    .iter()
+                    .any(|s| same_finding(s, &f.finding))
+        })
+        .collect();
+    let gone: Vec<&serde_json::Value> = recorded_findings
+        .iter()
+        .filter(|s| !r.findings.iter().any(|f| same_finding(s, &f.finding)))
+        .collect();
+    let mut doc = serde_json::json!({
         "checked": r.checked,
         "findings": r.findings,
         "not_evaluated": r.not_evaluated,
         "policy": { "fail_on": policy.fail_on, "passed": outcome.passed(), "violations": outcome.violations,
                     "ignored": outcome.ignored, "unused_ignores": outcome.unused_ignores },
     });
+    if let Some(release) = &release {
+        for (f, new) in doc["findings"]
+            .as_array_mut()
+            .into_iter()
+            .flatten()
+            .zip(&is_new)
+        {
+            f["new_since_release"] = serde_json::json!(new);
+        }
+        doc["release"] = serde_json::json!({
+            "version": release.version,
+            "recorded": recorded,
+            "new_since_release": r.findings.iter().zip(&is_new).filter(|(_, n)| **n)
+                .map(|(f, _)| &f.finding.id).collect::<Vec<_>>(),
+            "no_longer_found": gone.iter().map(|s| &s["id"]).collect::<Vec<_>>(),
+        });
+    }
     if ctx.global.json {
         // One document on stdout: a failing gate sends it with the error (see below).
         if outcome.passed() {
@@ -310,6 +412,23 @@ fn report(ctx: &Ctx<'_>, args: &VulnsArgs) -> Result<()> {
             st.advisories,
             r.findings.len()
         );
+        if let Some(release) = &release {
+            out.push_str(&match &recorded {
+                Some(rec) => format!(
+                    "  release {}: {} findings stored when it was recorded ({}); {} new since (marked {}), {} no longer found\n",
+                    release.version,
+                    recorded_findings.len(),
+                    rec["scanned_at"].as_str().unwrap_or("unknown time"),
+                    is_new.iter().filter(|n| **n).count(),
+                    Ui::paint(BOLD, "+"),
+                    gone.len()
+                ),
+                None => format!(
+                    "  release {}: no findings were stored when it was recorded (no vulnerability database then)\n",
+                    release.version
+                ),
+            });
+        }
         if !r.findings.is_empty() {
             out.push_str(&format!(
                 "{}\n",
@@ -321,8 +440,14 @@ fn report(ctx: &Ctx<'_>, args: &VulnsArgs) -> Result<()> {
                     )
                 )
             ));
-            for f in &r.findings {
-                out.push_str(&row(f));
+            for (f, new) in r.findings.iter().zip(&is_new) {
+                let line = row(f);
+                if *new {
+                    out.push_str(&Ui::paint(BOLD, "+"));
+                    out.push_str(&line[1..]);
+                } else {
+                    out.push_str(&line);
+                }
                 out.push('\n');
                 if ctx.ui.verbose > 0 {
                     if let Some(s) = &f.finding.summary {
@@ -336,6 +461,15 @@ fn report(ctx: &Ctx<'_>, args: &VulnsArgs) -> Result<()> {
                     }
                 }
             }
+        }
+        for g in &gone {
+            out.push_str(&format!(
+                "  {} {} in {}@{} (found when the release was recorded)\n",
+                Ui::paint(DIM, "no longer found:"),
+                g["id"].as_str().unwrap_or_default(),
+                g["package"]["name"].as_str().unwrap_or_default(),
+                g["package"]["version"].as_str().unwrap_or_default()
+            ));
         }
         for (i, reason) in &outcome.ignored {
             out.push_str(&format!(
@@ -385,7 +519,6 @@ fn report(ctx: &Ctx<'_>, args: &VulnsArgs) -> Result<()> {
             .with_cause(lines.join("\n"))
             .with_hint("upgrade to the FIXED IN version, or add a [[vulns.ignore]] entry with a reason and an `until` date");
         if ctx.global.json {
-            let mut doc = doc;
             doc["error"] = err.to_json()["error"].clone();
             return Err(err.with_json(doc));
         }
@@ -394,8 +527,8 @@ fn report(ctx: &Ctx<'_>, args: &VulnsArgs) -> Result<()> {
     Ok(())
 }
 
-/// The bill of materials recorded with release `version`.
-fn release_bom(ctx: &Ctx<'_>, version: &str) -> Result<cutover_bom::Bom> {
+/// The bill of materials recorded with release `version`, and the release.
+fn release_bom(ctx: &Ctx<'_>, version: &str) -> Result<(cutover_bom::Bom, cutover_store::Release)> {
     let store = ctx.store()?;
     let release = ctx
         .block_on(store.get_release(version))
@@ -404,18 +537,39 @@ fn release_bom(ctx: &Ctx<'_>, version: &str) -> Result<cutover_bom::Bom> {
             CliError::usage(format!("there is no release {version}"))
                 .with_hint("`cutover audit --action release.created` lists the recorded releases")
         })?;
-    let Some(bom) = release.bom else {
+    let Some(bom) = &release.bom else {
         return Err(CliError::usage(format!("release {version} has no recorded bill of materials"))
             .with_hint(format!(
                 "it was recorded without one; `cutover bom --release {version}` rebuilds it from its tag"
             )));
     };
-    cutover_bom::Bom::from_cyclonedx_json(&bom.to_string()).map_err(|e| {
+    let bom = cutover_bom::Bom::from_cyclonedx_json(&bom.to_string()).map_err(|e| {
         CliError::internal(format!(
             "the bill of materials of release {version} cannot be read"
         ))
         .with_cause(e)
-    })
+    })?;
+    Ok((bom, release))
+}
+
+/// The deployment whose release is live in `environment` now: the newest deployment in state
+/// `live` with `finished_at` set (a newer live deployment supersedes older ones).
+pub(super) fn live_deployment(
+    ctx: &Ctx<'_>,
+    store: &dyn cutover_store::Store,
+    environment: &str,
+) -> Result<Option<cutover_store::Deployment>> {
+    let filter = cutover_store::DeploymentFilter {
+        environment: Some(environment.to_owned()),
+        ..Default::default()
+    };
+    let deployments = ctx
+        .block_on(store.list_deployments(&filter))
+        .map_err(crate::context::store_error)?;
+    Ok(deployments
+        .into_iter()
+        .filter(|d| d.state == "live" && d.finished_at.is_some())
+        .max_by_key(|d| d.id))
 }
 
 /// `cutover vulns affected ID`: which recorded releases hold an affected version, and where such a
@@ -482,14 +636,7 @@ fn affected(ctx: &Ctx<'_>, args: &VulnsArgs, id: &str) -> Result<()> {
     let mut live = Vec::new();
     if let Some(config) = &config {
         for (env, settings) in &config.environments {
-            let filter = cutover_store::DeploymentFilter {
-                environment: Some(env.clone()),
-                ..Default::default()
-            };
-            let deployments = ctx
-                .block_on(store.list_deployments(&filter))
-                .map_err(crate::context::store_error)?;
-            if let Some(d) = deployments.iter().find(|d| d.state == "live")
+            if let Some(d) = live_deployment(ctx, store.as_ref(), env)?
                 && hits.iter().any(|(v, _)| *v == d.release_version)
             {
                 live.push(serde_json::json!({

@@ -106,37 +106,194 @@ fn bad_sources_and_a_missing_database_are_usage_errors() {
     );
 }
 
-/// A deployment record, written the way the deploy orchestration will write it.
-fn record_live_deployment(p: &Project, environment: &str, version: &str) {
+/// A deployment record, written the way the deploy orchestration writes it: created, then moved
+/// to its final `state` (finished) in a second change. Returns its id.
+fn record_deployment(p: &Project, environment: &str, version: &str, state: &str) -> i64 {
     let db = p.path().join(".cutover/state.db");
-    let (environment, version) = (environment.to_owned(), version.to_owned());
+    let (environment, version, state) =
+        (environment.to_owned(), version.to_owned(), state.to_owned());
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap()
         .block_on(async move {
             let store = cutover_store::open_sqlite(&db).await.unwrap();
+            let now = chrono::Utc::now();
             let deployment = cutover_store::NewDeployment {
                 environment: environment.clone(),
                 release_version: version.clone(),
                 strategy: "blue-green".into(),
-                state: "live".into(),
+                state: "queued".into(),
                 trigger: "cli".into(),
                 actor: "tester@example.com".into(),
                 reverts: None,
-                created_at: chrono::Utc::now(),
+                created_at: now,
             };
             let audit = cutover_store::Audit::new(
                 "tester@example.com",
-                "deployment.created",
-                format!("deployment/{environment}"),
-                serde_json::json!({"release": version}),
+                "deployment.create",
+                "deployment:new",
+                serde_json::json!({"environment": environment, "version": version}),
             );
-            store
+            let id = match store
                 .apply_one(cutover_store::Change::InsertDeployment(deployment), &audit)
                 .await
+                .unwrap()
+            {
+                cutover_store::Outcome::Id(id) => id,
+                other => panic!("no deployment id: {other:?}"),
+            };
+            let finished = matches!(state.as_str(), "live" | "rolled_back" | "failed");
+            let audit = cutover_store::Audit::new(
+                "tester@example.com",
+                "deployment.transition",
+                format!("deployment:{id}"),
+                serde_json::json!({"environment": environment, "version": version,
+                                   "from": "queued", "to": state, "reason": "test"}),
+            );
+            store
+                .apply_one(
+                    cutover_store::Change::UpdateDeployment {
+                        id,
+                        expected_state: Some("queued".into()),
+                        state: state.clone(),
+                        at: now,
+                        finished_at: finished.then_some(now),
+                    },
+                    &audit,
+                )
+                .await
                 .unwrap();
-        });
+            id
+        })
+}
+
+fn record_live_deployment(p: &Project, environment: &str, version: &str) {
+    record_deployment(p, environment, version, "live");
+}
+
+/// The release record as the store holds it.
+fn stored_release(p: &Project, version: &str) -> cutover_store::Release {
+    let db = p.path().join(".cutover/state.db");
+    let version = version.to_owned();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async move {
+            let store = cutover_store::open_sqlite(&db).await.unwrap();
+            store.get_release(&version).await.unwrap().unwrap()
+        })
+}
+
+/// An OSV advisory (written by the test) for a crate of the lockfile fixture.
+const NEW_ADVISORY: &str = r#"{"schema_version":"1.7.0","id":"TEST-2026-0001","modified":"2026-11-01T00:00:00Z",
+"aliases":["CVE-2099-0001"],"summary":"test advisory published after the release",
+"severity":[{"type":"CVSS_V3","score":"CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}],
+"affected":[{"package":{"ecosystem":"crates.io","name":"smallvec"},
+"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"1.6.1"}]}]}]}"#;
+
+#[test]
+fn a_release_stores_its_findings_and_vulns_release_tells_what_is_new_since() {
+    let p = project("[vulns]\nfail_on = \"none\"\n");
+    let run = p.cutover(&["--json", "release"]);
+    run.success();
+    let found = run.json()["vulnerabilities"].as_u64().unwrap();
+    assert!(
+        found > 0,
+        "the lockfile fixture has known-vulnerable crates"
+    );
+
+    let stored = stored_release(&p, "0.1.0").vulns.unwrap();
+    let findings = stored["findings"].as_array().unwrap();
+    assert_eq!(findings.len() as u64, found);
+    assert!(findings.iter().any(|f| f["id"] == "RUSTSEC-2021-0003"));
+    assert!(stored["scanned_at"].is_string());
+    assert_eq!(stored["database"]["advisories"], 1225 - 13);
+
+    // Right after the release nothing is new.
+    let same = p.cutover(&["--json", "vulns", "--release", "0.1.0"]);
+    same.success();
+    assert_eq!(
+        same.json()["release"]["new_since_release"],
+        serde_json::json!([])
+    );
+
+    // An advisory published later: new since the release; the recorded ones are not.
+    p.write(".cutover/osv-later/TEST-2026-0001.json", NEW_ADVISORY);
+    p.cutover(&["vulns", "import", ".cutover/osv-later"])
+        .success();
+    let run = p.cutover(&["--json", "vulns", "--release", "0.1.0"]);
+    run.success();
+    let doc = run.json();
+    assert_eq!(
+        doc["release"]["new_since_release"],
+        serde_json::json!(["TEST-2026-0001"])
+    );
+    assert_eq!(doc["release"]["no_longer_found"], serde_json::json!([]));
+    let by_id = |id: &str| {
+        doc["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by_id("TEST-2026-0001")["new_since_release"], true);
+    assert_eq!(by_id("RUSTSEC-2021-0003")["new_since_release"], false);
+    assert_eq!(
+        doc["release"]["recorded"]["findings"]
+            .as_array()
+            .unwrap()
+            .len() as u64,
+        found
+    );
+
+    let human = p.cutover(&["vulns", "--release", "0.1.0"]);
+    human.success();
+    assert!(
+        human
+            .stdout
+            .contains(&format!("{found} findings stored when it was recorded")),
+        "{}",
+        human.stdout
+    );
+    assert!(human.stdout.contains("1 new since"), "{}", human.stdout);
+    let new_row = human
+        .stdout
+        .lines()
+        .find(|l| l.contains("TEST-2026-0001"))
+        .unwrap();
+    assert!(new_row.starts_with('+'), "{new_row}");
+}
+
+#[test]
+fn a_release_without_a_database_stores_no_findings() {
+    let p = Project::new();
+    p.write("cutover.toml", "[project]\nname = \"demo\"\n");
+    let lock = std::fs::read_to_string(vuln_fixture("lockfiles/cargo-v1/Cargo.lock")).unwrap();
+    p.write("Cargo.lock", &lock);
+    p.git(&["add", "."]);
+    p.git(&["commit", "-q", "-m", "feat: lockfile"]);
+    let run = p.cutover(&["--json", "release"]);
+    run.success();
+    assert_eq!(run.json()["vulnerabilities"], serde_json::Value::Null);
+    assert_eq!(stored_release(&p, "0.1.0").vulns, None);
+
+    // Imported later: the re-scan reports everything, saying nothing was stored then.
+    let rustsec = vuln_fixture("osv/rustsec");
+    p.cutover(&["vulns", "import", rustsec.to_str().unwrap()])
+        .success();
+    let human = p.cutover(&["vulns", "--release", "0.1.0"]);
+    human.code(1);
+    assert!(
+        human
+            .stdout
+            .contains("no findings were stored when it was recorded"),
+        "{}",
+        human.stdout
+    );
 }
 
 #[test]
@@ -231,4 +388,84 @@ fn the_shipping_notice_lists_vulnerabilities_new_since_the_last_release() {
     let later = p.cutover(&["notice", "--format", "json"]);
     later.success();
     assert_eq!(later.json()["vulnerabilities"], serde_json::json!([]));
+}
+
+const PRODUCTION: &str = "[vulns]\nfail_on = \"none\"\n\n[service]\nstart = [\"{release_dir}/app\", \"--port\", \"{port}\"]\n\n\
+     [environments.production]\nhosts = [\"web-1\"]\nlisten = \"127.0.0.1:8090\"\n";
+
+/// Two releases: the first with the vulnerable lockfile, the second without dependencies; then
+/// the lockfile comes back for the coming release. Returns the two versions.
+fn production_project(config: &str) -> (Project, String, String) {
+    let p = project(config);
+    let release = |p: &Project| {
+        let run = p.cutover(&["--json", "release"]);
+        run.success();
+        run.json()["version"].as_str().unwrap().to_owned()
+    };
+    let first = release(&p);
+    std::fs::remove_file(p.path().join("Cargo.lock")).unwrap();
+    p.git(&["add", "-A"]);
+    p.git(&["commit", "-q", "-m", "feat: no dependencies"]);
+    let second = release(&p);
+    let lock = std::fs::read_to_string(vuln_fixture("lockfiles/cargo-v1/Cargo.lock")).unwrap();
+    p.write("Cargo.lock", &lock);
+    p.git(&["add", "."]);
+    p.git(&["commit", "-q", "-m", "feat: dependencies again"]);
+    (p, first, second)
+}
+
+fn notice_vulnerability_ids(p: &Project) -> Vec<String> {
+    let run = p.cutover(&["notice", "--format", "json"]);
+    run.success();
+    run.json()["vulnerabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn the_notice_compares_vulnerabilities_with_the_release_live_in_production() {
+    let (p, first, second) = production_project(PRODUCTION);
+    // Nothing deployed: the last release (no dependencies) is the baseline.
+    let ids = notice_vulnerability_ids(&p);
+    assert!(ids.iter().any(|id| id == "RUSTSEC-2021-0003"), "{ids:?}");
+
+    // Deployments that do not make a release live: unfinished, rolled back, elsewhere.
+    record_deployment(&p, "production", &first, "observing");
+    record_deployment(&p, "production", &first, "rolled_back");
+    record_deployment(&p, "staging", &first, "live");
+    assert_eq!(notice_vulnerability_ids(&p), ids);
+
+    // The first release live in production: it runs those already, nothing is new.
+    record_live_deployment(&p, "production", &first);
+    assert_eq!(notice_vulnerability_ids(&p), Vec::<String>::new());
+    let human = p.cutover(&["-v", "notice"]);
+    human.success();
+    assert!(
+        human.stderr.contains(&format!(
+            "vulnerabilities compared with {first}, live in production"
+        )),
+        "{}",
+        human.stderr
+    );
+
+    // A newer live deployment supersedes it: the second release runs no dependencies.
+    record_live_deployment(&p, "production", &second);
+    assert_eq!(notice_vulnerability_ids(&p), ids);
+}
+
+#[test]
+fn without_production_the_end_of_the_promotion_chain_is_the_baseline() {
+    let config = "[vulns]\nfail_on = \"none\"\n\n[service]\nstart = [\"{release_dir}/app\", \"--port\", \"{port}\"]\n\n\
+         [environments.staging]\nhosts = [\"web-1\"]\nlisten = \"127.0.0.1:8091\"\n\n\
+         [environments.live]\nhosts = [\"web-2\"]\nlisten = \"127.0.0.1:8092\"\npromote_from = \"staging\"\n";
+    let (p, first, _) = production_project(config);
+    let ids = notice_vulnerability_ids(&p);
+    assert!(!ids.is_empty());
+    record_live_deployment(&p, "staging", &first);
+    assert_eq!(notice_vulnerability_ids(&p), ids, "staging is not the end");
+    record_live_deployment(&p, "live", &first);
+    assert_eq!(notice_vulnerability_ids(&p), Vec::<String>::new());
 }

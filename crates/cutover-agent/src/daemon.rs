@@ -23,6 +23,12 @@ use crate::protocol::{Assignment, Register, Registered};
 use crate::reconcile::Reconciler;
 use crate::runtime::Layout;
 
+/// How often traffic alone makes a report during a rollout.
+const TRAFFIC_REPORT: Duration = Duration::from_millis(500);
+/// How long after an assignment change a rollout is taken to be under way (observation windows
+/// and canary steps are shorter than this in practice; later ones still get the periodic report).
+const ROLLOUT_WINDOW: Duration = Duration::from_secs(300);
+
 /// Jittered exponential backoff: `base · 2^n` capped at `max`, each delay drawn uniformly from
 /// its upper half, so that agents cut off together do not reconnect together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -315,6 +321,13 @@ async fn run(
     report_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // What the control plane was told last, apart from evidence and counters.
     let mut reported_key = String::new();
+    // Traffic counters move on every request, so they alone do not make a report; but while a
+    // rollout is likely under way (an assignment changed recently) the orchestrator judges the
+    // new slot by them (observation window, canary analysis), so then they are reported at
+    // most every TRAFFIC_REPORT.
+    let mut last_assignment = tokio::time::Instant::now();
+    let mut last_report = tokio::time::Instant::now();
+    let mut reported_requests = 0u64;
     let publish = |f: &dyn Fn(&mut AgentStatus)| {
         // On disk first: whoever sees the new status may read the file.
         let mut next = status.borrow().clone();
@@ -348,10 +361,17 @@ async fn run(
                 // the orchestrator waits on these, so they are reported at once.
                 if status.borrow().connected {
                     let key = reconciler.observed_key();
-                    if key != reported_key
+                    let now = tokio::time::Instant::now();
+                    let requests = reconciler.total_requests();
+                    let traffic = requests != reported_requests
+                        && now.duration_since(last_assignment) < ROLLOUT_WINDOW
+                        && now.duration_since(last_report) >= TRAFFIC_REPORT;
+                    if (key != reported_key || traffic)
                         && send_report(&client, &mut reconciler, &status, &[]).await.is_ok()
                     {
                         reported_key = key;
+                        reported_requests = requests;
+                        last_report = now;
                     }
                 }
             }
@@ -397,6 +417,7 @@ async fn run(
                         let changed = assignment.generation != 0
                             && assignment.generation != reconciler.generation();
                         if changed {
+                            last_assignment = tokio::time::Instant::now();
                             let fetch = fetch_artifacts(&client, &layout, &assignment).await;
                             let mut errors: Vec<String> =
                                 fetch.iter().map(|(svc, e)| format!("{svc}: {e}")).collect();

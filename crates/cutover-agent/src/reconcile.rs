@@ -302,6 +302,16 @@ impl Reconciler {
         done
     }
 
+    /// Requests every router has served so far (all services and slots).
+    #[must_use]
+    pub fn total_requests(&self) -> u64 {
+        self.services
+            .values()
+            .flat_map(|svc| svc.router.counters().into_values())
+            .map(|c| c.requests)
+            .sum()
+    }
+
     /// What a report would say apart from evidence and counters, as a comparable key: when it
     /// changes (a slot became healthy, the router switched, a process restarted) the daemon
     /// reports at once instead of at its next interval.

@@ -15,7 +15,7 @@
 //! - `/upgrade` with `Upgrade: echo` — `101 Switching Protocols`, then echoes raw bytes (an upgraded
 //!   connection like a WebSocket's, without the framing, for proxy pass-through tests)
 //!
-//! `--error-rate F` answers the F fraction of requests to every route but `/health` with 500, evenly
+//! `--error-rate F` answers the F fraction of requests to every route but `/health` and `/version` with 500, evenly
 //! spread by a request counter (request `n` fails when `floor(n·F) > floor((n-1)·F)`), so that tests see
 //! an exact, repeatable count instead of a random one.
 
@@ -61,7 +61,7 @@ pub struct Args {
     /// Fault: exit with status 1 this many seconds (fractions allowed) after start.
     #[arg(long, env = "TESTAPP_CRASH_AFTER", value_name = "SECS")]
     pub crash_after: Option<f64>,
-    /// Fault: answer this fraction (0..=1) of requests with 500 (all routes but /health).
+    /// Fault: answer this fraction (0..=1) of requests with 500 (all routes but /health and /version).
     #[arg(
         long,
         env = "TESTAPP_ERROR_RATE",
@@ -363,7 +363,9 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
             text(StatusCode::OK, "ok")
         });
     }
-    if should_fail(&state) {
+    // The version probe is a health endpoint too: a release that answers 5xx must be caught by
+    // the traffic it serves (canary analysis, observation), not before it gets any.
+    if path != "/version" && should_fail(&state) {
         return Ok(text(StatusCode::INTERNAL_SERVER_ERROR, "injected error\n"));
     }
     let resp = match path.as_str() {

@@ -113,6 +113,7 @@ impl LocalControl {
         // Give the bind a moment: when the socket is free it is ours within milliseconds, and the
         // agent is then best woken once it can reach us.
         let bound_now = me.wait_bound(Duration::from_millis(500)).await;
+        tracing::debug!(bound_now, "control: socket bound");
         let since = chrono::Utc::now();
         let agent = if local_agent {
             Some(ensure_agent(&me.paths, &*store, &|| ctx.actor()).await?)
@@ -121,13 +122,17 @@ impl LocalControl {
         };
         if bound_now {
             // A fresh agent connects by itself; running ones may sit in their backoff.
+            tracing::debug!("control: local agent ensured");
             let woken = wake_agents(&me.paths.socket);
+            tracing::debug!(?woken, "control: agents woken");
             if let Some(agent) = agent {
                 wait_registered(&*store, since, &me.paths, agent.fresh).await?;
+                tracing::debug!("control: local agent registered");
             }
             // The others are not this command's to vouch for: a short, quiet wait.
             let others: Vec<String> = woken.into_iter().filter(|n| n != LOCAL_HOST).collect();
             wait_seen(&*store, since, &others, OTHERS_TIMEOUT).await;
+            tracing::debug!("control: other agents seen");
         } else if agent.is_some_and(|a| a.fresh) {
             // Another process serves the socket; the new agent registers there.
             wait_registered(&*store, since, &me.paths, true).await?;

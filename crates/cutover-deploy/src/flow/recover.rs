@@ -156,6 +156,7 @@ pub(crate) async fn rollback(
             .ok_or_else(|| DeployError::NoEarlierRelease(environment.to_owned()))?,
     };
     let (release, digest) = release_with_artifact(engine, &version).await?;
+    tracing::debug!(environment, %version, "rollback: target resolved");
     // Warm: every host runs it healthy in a slot its assignment still holds.
     let want = crate::desired::desired_release(&version, &digest);
     let mut warm = Vec::new();
@@ -186,6 +187,11 @@ pub(crate) async fn rollback(
             prepared_generation: Some(o.generation),
         });
     }
+    tracing::debug!(
+        warm = warm.len(),
+        hosts = target.hosts.len(),
+        "rollback: warm check done"
+    );
     if warm.len() != target.hosts.len() {
         progress(Progress {
             deployment: 0,
@@ -215,7 +221,9 @@ pub(crate) async fn rollback(
         false,
     )
     .await?;
+    tracing::debug!("rollback: environment locked");
     let dep = insert_deployment(engine, &target, &version, "rollback", Some(current.id)).await?;
+    tracing::debug!(deployment = dep.id, "rollback: deployment recorded");
     let _active = activate(engine, dep.id);
     let mut run = Run {
         eng: engine,
@@ -244,8 +252,10 @@ pub(crate) async fn rollback(
         Err(Stop::Fail(reason)) => roll_back(&mut run, &reason).await?,
         Err(Stop::Error(e)) => return Err(*e),
     };
+    tracing::debug!("rollback: finished");
     let Run { lock, .. } = run;
     lock.release().await?;
+    tracing::debug!("rollback: environment unlocked");
     Ok(outcome)
 }
 
@@ -260,6 +270,7 @@ pub(super) async fn warm_switch(run: &mut Run<'_>) -> Flow {
         false,
     )
     .await?;
+    tracing::debug!("warm rollback: `switching` recorded");
     let (views, _) = switch_and_wait(run, &hosts, &to_new, &want_new, false).await?;
     // The proof's checks are those reported since the switch (the slot's older evidence was
     // proven by the deployment that started it).
@@ -277,6 +288,7 @@ pub(super) async fn warm_switch(run: &mut Run<'_>) -> Flow {
         false,
     )
     .await?;
+    tracing::debug!("warm rollback: `observing` recorded");
     for (h, v) in &views {
         let c = run
             .plan(h)
@@ -288,6 +300,7 @@ pub(super) async fn warm_switch(run: &mut Run<'_>) -> Flow {
         );
     }
     prove(run, &hosts).await?;
+    tracing::debug!("warm rollback: proofs recorded");
     go_live(run, false).await
 }
 

@@ -240,6 +240,7 @@ pub(super) async fn switch_and_wait(
     tolerate_timeout: bool,
 ) -> Flow<(BTreeMap<String, HostView>, Vec<String>)> {
     let gens = run.switch(hosts, edit).await?;
+    tracing::debug!(hosts = hosts.len(), "routers: assignments written");
     let wants: BTreeMap<String, WantRouting> = run
         .plans
         .iter()
@@ -260,7 +261,10 @@ pub(super) async fn switch_and_wait(
     )
     .await
     {
-        Ok(v) => Ok((v, Vec::new())),
+        Ok(v) => {
+            tracing::debug!("routers: every host reported the switch");
+            Ok((v, Vec::new()))
+        }
         Err(WaitError::Timeout { hosts: late }) if tolerate_timeout => {
             let names: Vec<String> = late.iter().map(|(h, _)| h.clone()).collect();
             let ready: Vec<(String, i64)> = gens

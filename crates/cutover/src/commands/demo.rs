@@ -1,6 +1,9 @@
 //! `cutover demo`: a self-contained tour on this machine. It builds a sample project (a git
 //! repository with a Conventional Commits history and the test app as its service) in a temporary
-//! directory and runs cutover's commands on it, on the embedded default store (SQLite).
+//! directory and runs cutover's real command lines on it, on the embedded default store (SQLite)
+//! and the local agent: v0.1.0 shipped through staging (blue-green) to production (canary), a
+//! feature shipped as v0.2.0 through the canary, a faulty v0.3.0 rolled back automatically, then
+//! status, history, the verified proof of delivery and the audit chain.
 //!
 //! It needs nothing but this binary and the system `git`: the sample's service is `cutover testapp`.
 
@@ -9,8 +12,12 @@ use crate::context::Ctx;
 use crate::error::{CliError, Result, ResultExt};
 use crate::ui::{BOLD, Ui};
 use clap::Parser;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 /// The sample history: (file, content, commit message). Dates are fixed so the demo's notes and
 /// hashes are the same on every run.
@@ -110,38 +117,95 @@ pub fn run(ctx: &Ctx<'_>, args: &DemoArgs) -> Result<()> {
         (None, Some(tmp)) => tmp.path().join("hello"),
         (None, None) => unreachable!("a temporary directory exists when no --dir is given"),
     };
+    let keep = args.keep || args.dir.is_some();
     let ui = ctx.ui;
     ui.status("Creating", format!("a sample project in {}", dir.display()));
     make_sample_repo(&dir)?;
-
-    let exe = std::env::current_exe().internal(|| "cannot find the cutover executable".into())?;
     let project = dir.display().to_string();
-    step(ui, &project, &["init", "--force"])?;
-    // The demo's own configuration: a QA check and a build that run this very binary, so the
-    // tour needs nothing else installed.
-    std::fs::write(dir.join("cutover.toml"), demo_config(&exe))
-        .internal(|| "cannot write the demo's cutover.toml".into())?;
-    git(&dir, &["add", "--all"], "2026-11-20T10:00:00Z")?;
-    git(
-        &dir,
-        &["commit", "-q", "-m", "chore: release with cutover"],
-        "2026-11-20T10:00:00Z",
-    )?;
-
-    step(ui, &project, &["plan"])?;
-    step(ui, &project, &["notice", "--eta", "2026-12-01"])?;
-    step(ui, &project, &["check"])?;
-    step(ui, &project, &["release"])?;
-    step(ui, &project, &["bom", "--check"])?;
-    step(ui, &project, &["audit"])?;
-    step(ui, &project, &["audit", "verify"])?;
-
-    if args.keep || args.dir.is_some() {
+    let result = tour(ui, &dir, &project);
+    if keep {
         if let Some(tmp) = tmp {
             let _ = tmp.keep();
         }
-        ui.println(format!("\nThe sample project stays in {}", dir.display()));
+        ui.println(format!(
+            "\nThe sample project stays in {}; its services keep running \
+             (`cutover --project {} agent stop --local --all` stops them).",
+            dir.display(),
+            dir.display()
+        ));
+    } else {
+        // Nothing the demo started may outlive it: the agent, its routers and the slots.
+        let _ = quiet_step(ui, &project, &["agent", "stop", "--local", "--all"]);
     }
+    result
+}
+
+/// The tour proper: three ships through staging (blue-green) and production (canary).
+fn tour(ui: &Ui, dir: &Path, project: &str) -> Result<()> {
+    let exe = std::env::current_exe().internal(|| "cannot find the cutover executable".into())?;
+    let staging = free_port_triple(None)?;
+    let production = free_port_triple(Some(staging))?;
+    step(ui, project, &["init", "--force"])?;
+    // The demo's own configuration: QA checks, a build and a service that run this very binary,
+    // so the tour needs nothing else installed.
+    std::fs::write(
+        dir.join("cutover.toml"),
+        demo_config(&exe, staging, production),
+    )
+    .internal(|| "cannot write the demo's cutover.toml".into())?;
+    write(dir, "service/greeting.txt", "hello, world\n")?;
+    write(dir, "service/faults.conf", "# no faults in this release\n")?;
+    commit(dir, "chore: release with cutover", "2026-11-20T10:00:00Z")?;
+
+    step(ui, project, &["plan"])?;
+    step(ui, project, &["notice", "--eta", "2026-12-01"])?;
+
+    // Steady traffic through both routers, so the canary analysis and the observation windows
+    // judge real requests.
+    let load = Load::start(&[staging, production]);
+    let outcome = (|| {
+        step(ui, project, &["ship", "--to", "production"])?;
+        step(ui, project, &["bom", "--check"])?;
+
+        write(dir, "service/greeting.txt", "hello, world, faster\n")?;
+        commit(
+            dir,
+            "feat: greet in the visitor's language",
+            "2026-11-21T10:00:00Z",
+        )?;
+        step(ui, project, &["ship", "--to", "production"])?;
+
+        // A release whose artifact carries a fault: half of its answers are 500s.
+        write(
+            dir,
+            "service/faults.conf",
+            "# a bad cache makes half of the answers fail\nerror_rate = 0.5\n",
+        )?;
+        commit(
+            dir,
+            "feat: cache greetings per language",
+            "2026-11-22T10:00:00Z",
+        )?;
+        expect_failure(ui, project, &["ship", "--to", "production"])?;
+        Ok::<(), CliError>(())
+    })();
+    let served = load.stop();
+    outcome?;
+
+    step(ui, project, &["status"])?;
+    step(ui, project, &["history"])?;
+    step(ui, project, &["proof", "production", "--verify"])?;
+    step(ui, project, &["audit", "verify"])?;
+    ui.println(format!(
+        "\n{} {served}",
+        Ui::paint(BOLD, "requests during the tour:")
+    ));
+    ui.println(format!(
+        "{} http://127.0.0.1:{} (staging), http://127.0.0.1:{} (production)",
+        Ui::paint(BOLD, "the app:"),
+        staging,
+        production
+    ));
     Ok(())
 }
 
@@ -151,6 +215,10 @@ fn step(ui: &Ui, project: &str, args: &[&str]) -> Result<()> {
         "\n{}",
         Ui::paint(BOLD, format!("$ cutover {}", args.join(" ")))
     ));
+    quiet_step(ui, project, args)
+}
+
+fn quiet_step(ui: &Ui, project: &str, args: &[&str]) -> Result<()> {
     let mut argv = vec!["cutover", "--project", project];
     if ui.quiet {
         argv.push("--quiet");
@@ -161,7 +229,118 @@ fn step(ui: &Ui, project: &str, args: &[&str]) -> Result<()> {
     super::run(cli, ui)
 }
 
-fn demo_config(exe: &Path) -> String {
+/// A step that must fail with exit 1 (the faulty release is rolled back).
+fn expect_failure(ui: &Ui, project: &str, args: &[&str]) -> Result<()> {
+    match step(ui, project, args) {
+        Err(e) if e.exit_code() == 1 => {
+            ui.status("as expected", format!("{} (exit 1)", e.message));
+            Ok(())
+        }
+        Err(e) => Err(e),
+        Ok(()) => Err(CliError::internal(
+            "the faulty release went live; the demo expected it to be rolled back",
+        )),
+    }
+}
+
+/// Background HTTP/1.1 requests to the routers, about 50 a second each.
+struct Load {
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<BTreeMap<u16, u64>>>,
+}
+
+impl Load {
+    fn start(ports: &[u16]) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = ports
+            .iter()
+            .map(|&port| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut statuses = BTreeMap::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        // Before the first deployment nothing listens: not counted.
+                        if let Some(status) = get(port) {
+                            *statuses.entry(status).or_insert(0) += 1;
+                        }
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    statuses
+                })
+            })
+            .collect();
+        Load { stop, threads }
+    }
+
+    /// Stops the requests; what they were answered, by status.
+    fn stop(self) -> String {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut all: BTreeMap<u16, u64> = BTreeMap::new();
+        for t in self.threads {
+            if let Ok(statuses) = t.join() {
+                for (status, n) in statuses {
+                    *all.entry(status).or_insert(0) += n;
+                }
+            }
+        }
+        all.iter()
+            .map(|(status, n)| format!("{n} answered {status}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// One `GET /` on loopback; the status code, or `None` when nothing answers.
+fn get(port: u16) -> Option<u16> {
+    use std::io::{Read as _, Write as _};
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"GET / HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut head = [0_u8; 12];
+    s.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+/// A port whose next two ports are free too (the router's, then the blue and green slots'),
+/// away from `avoid`'s triple.
+fn free_port_triple(avoid: Option<u16>) -> Result<u16> {
+    for _ in 0..50 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")
+            .internal(|| "cannot bind a loopback port".into())?;
+        let port = l.local_addr().map(|a| a.port()).unwrap_or(0);
+        drop(l);
+        if port == 0 || port > 65_000 {
+            continue;
+        }
+        if avoid.is_some_and(|a| port.abs_diff(a) < 3) {
+            continue;
+        }
+        if (0..3).all(|i| std::net::TcpListener::bind(("127.0.0.1", port + i)).is_ok()) {
+            return Ok(port);
+        }
+    }
+    Err(CliError::internal(
+        "cannot find three consecutive free loopback ports",
+    ))
+}
+
+fn write(dir: &Path, file: &str, content: &str) -> Result<()> {
+    let path = dir.join(file);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .internal(|| format!("cannot create `{}`", parent.display()))?;
+    }
+    std::fs::write(&path, content).internal(|| format!("cannot write `{}`", path.display()))
+}
+
+fn commit(dir: &Path, message: &str, when: &str) -> Result<()> {
+    git(dir, &["add", "--all"], when)?;
+    git(dir, &["commit", "-q", "-m", message], when)
+}
+
+fn demo_config(exe: &Path, staging: u16, production: u16) -> String {
     let exe = toml_string(&exe.display().to_string());
     format!(
         r#"# The demo's configuration (see `cutover init` for a commented one).
@@ -184,7 +363,28 @@ required = false
 
 [build]
 run = [{exe}, "--version"]
-artifact = ["src"]
+artifact = ["service"]
+
+# The service is the test app built into cutover; a release's artifact may carry a faults file.
+[service]
+start = [{exe}, "testapp", "--port", "{{port}}", "--version", "{{version}}", "--faults-file", "{{release_dir}}/service/faults.conf"]
+health = {{ path = "/health", interval = "200ms", healthy_after = 2, start_timeout = "20s" }}
+version_probe = {{ path = "/version" }}
+stop_timeout = "2s"
+drain_timeout = "2s"
+
+[environments.staging]
+hosts = ["local"]
+listen = "127.0.0.1:{staging}"
+strategy = "blue-green"
+observe = "3s"
+
+[environments.production]
+hosts = ["local"]
+listen = "127.0.0.1:{production}"
+promote_from = "staging"
+strategy = {{ canary = [25, 100], step = "2s", max_error_rate = 0.05, min_requests = 10 }}
+observe = "2s"
 "#
     )
 }
@@ -245,9 +445,6 @@ fn make_sample_repo(dir: &Path) -> Result<()> {
         let when = format!("2026-11-{:02}T{:02}:00:00Z", 2 + i, 9 + i);
         git(dir, &["add", "--all"], &when)?;
         git(dir, &["commit", "-q", "-m", message], &when)?;
-        if i == 2 {
-            git(dir, &["tag", "-a", "v0.1.0", "-m", "v0.1.0"], &when)?;
-        }
     }
     Ok(())
 }

@@ -105,8 +105,10 @@ pub fn rollback(ctx: &Ctx<'_>, args: &RollbackArgs) -> Result<()> {
     check_environment(&config, &args.env)?;
     let store = ctx.store()?;
     check_rollback_target(ctx, &*store, &args.env, args.to.as_deref())?;
+    tracing::debug!("rollback: configuration, store and target checked");
     let local_agent = uses_local(&config, &args.env);
     let session = Session::open(ctx, store.clone(), config, local_agent)?;
+    tracing::debug!("rollback: control plane ready");
     let render = |p: Progress| render_progress(ctx, &p);
     let result = ctx.block_on(async {
         let outcome = session
@@ -122,6 +124,7 @@ pub fn rollback(ctx: &Ctx<'_>, args: &RollbackArgs) -> Result<()> {
         })
     });
     session.close(ctx);
+    tracing::debug!("rollback: control plane closed");
     finish(ctx, &*store, result?)
 }
 

@@ -168,17 +168,20 @@ fn run(ctx: &Ctx<'_>, args: &CheckArgs) -> Result<()> {
     // The checks of a hotfix release go first in the queue.
     let class = match &args.release {
         Some(v) => {
-            let release = ctx
-                .block_on(store.get_release(v))
-                .map_err(store_error)?
-                .ok_or_else(|| {
-                    CliError::usage(format!("release {v} does not exist"))
-                        .with_hint("list releases with `cutover history`, or omit --release")
-                })?;
-            if release.kind == ReleaseKind::Hotfix {
-                JobClass::Hotfix
-            } else {
-                JobClass::Release
+            match ctx.block_on(store.get_release(v)).map_err(store_error)? {
+                Some(release) if release.kind == ReleaseKind::Hotfix => JobClass::Hotfix,
+                Some(_) => JobClass::Release,
+                // The checks of the release about to be made (`cutover ship` runs them before
+                // `cutover release`, so that a failing check blocks the release).
+                None if super::ship::planned_next(ctx).ok().as_deref() == Some(v.as_str()) => {
+                    JobClass::Release
+                }
+                None => {
+                    return Err(CliError::usage(format!(
+                        "release {v} does not exist and is not the next planned release"
+                    ))
+                    .with_hint("list releases with `cutover history`, or omit --release"));
+                }
             }
         }
         None => JobClass::Normal,

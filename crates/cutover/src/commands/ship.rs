@@ -265,8 +265,9 @@ pub(super) async fn gates(
     let report =
         cutover_gates::evaluate(store, config, env, version, actor, Utc::now(), &overrides)
             .await
-            .map_err(|e| CliError::usage(e.to_string()))?;
-    if report.freeze_overridden() {
+            .map_err(super::approve::gate_error)?;
+    // The override is recorded only when the deployment goes ahead (another gate may hold).
+    if report.open() && report.freeze_overridden() {
         let reason = override_freeze.unwrap_or_default();
         store
             .append_audit(&cutover_gates::freeze_override_audit(
@@ -276,6 +277,7 @@ pub(super) async fn gates(
             .map_err(store_error)?;
         ctx.ui
             .warn(format!("freeze overridden for {env}: {reason}"));
+        return Ok(());
     }
     if report.open() {
         return Ok(());
@@ -300,11 +302,7 @@ pub(super) async fn gates(
 /// The version `ship` releases: the planned next version, or the newest recorded release when
 /// nothing new was committed since it.
 fn planned_version(ctx: &Ctx<'_>, store: &dyn Store) -> Result<String> {
-    let root = ctx.project_root()?;
-    let config = optional_config(ctx)?;
-    let options = release_options(&root, config.as_ref(), &Selection::default())?;
-    let planned =
-        cutover_release::plan(&root, &options).map_err(|e| super::plan::release_error(&e))?;
+    let planned = plan(ctx)?;
     if planned.plan.changes.is_empty() && planned.plan.current.is_some() {
         let newest = ctx
             .block_on(store.list_releases())
@@ -316,6 +314,18 @@ fn planned_version(ctx: &Ctx<'_>, store: &dyn Store) -> Result<String> {
         }
     }
     Ok(planned.plan.next.version)
+}
+
+/// The next version `cutover release` would make now.
+pub(super) fn planned_next(ctx: &Ctx<'_>) -> Result<String> {
+    Ok(plan(ctx)?.plan.next.version)
+}
+
+fn plan(ctx: &Ctx<'_>) -> Result<cutover_release::Planned> {
+    let root = ctx.project_root()?;
+    let config = optional_config(ctx)?;
+    let options = release_options(&root, config.as_ref(), &Selection::default())?;
+    cutover_release::plan(&root, &options).map_err(|e| super::plan::release_error(&e))
 }
 
 /// The version and target of the last `cutover ship` run.

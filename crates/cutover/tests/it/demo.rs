@@ -7,6 +7,7 @@ use std::process::Command;
 fn the_demo_runs_the_whole_tour_and_keeps_the_project_when_asked() {
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("hello");
+    let _stop = StopAgent(dir.clone());
     let out = hermetic_env(&mut Command::new(env!("CARGO_BIN_EXE_cutover")))
         .args(["demo", "--dir"])
         .arg(&dir)
@@ -19,13 +20,24 @@ fn the_demo_runs_the_whole_tour_and_keeps_the_project_when_asked() {
     for step in [
         "$ cutover init",
         "$ cutover plan",
-        "$ cutover check",
-        "$ cutover release",
+        "$ cutover ship --to production",
+        "$ cutover status",
+        "$ cutover proof production --verify",
         "$ cutover audit verify",
     ] {
         assert!(stdout.contains(step), "missing step {step}:\n{stdout}");
     }
     assert!(stdout.contains("audit chain intact"), "{stdout}");
+    assert!(
+        stdout.contains("shipped 0.1.0: live in staging, production"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("shipped 0.2.0: live in staging, production"),
+        "{stdout}"
+    );
+    // The faulty 0.3.0 never reached production.
+    assert!(stdout.contains("deployment #5 rolled_back"), "{stdout}");
     // The release really happened in the kept project: a tag, a changelog and a verified chain.
     let p = Project {
         dir: tempfile::TempDir::new().unwrap(),
@@ -36,11 +48,31 @@ fn the_demo_runs_the_whole_tour_and_keeps_the_project_when_asked() {
         .args(["tag", "--list"])
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&tags.stdout), "v0.1.0\nv0.2.0\n");
+    assert_eq!(
+        String::from_utf8_lossy(&tags.stdout),
+        "v0.1.0\nv0.2.0\nv0.3.0\n"
+    );
     assert!(
         std::fs::read_to_string(dir.join("CHANGELOG.md"))
             .unwrap()
-            .contains("## 0.2.0")
+            .contains("## 0.3.0")
+    );
+    let project = dir.to_str().unwrap();
+    let status = p.cutover(&["--project", project, "--json", "status"]);
+    let status = status.success().json();
+    let releases: Vec<_> = status["environments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["name"].clone(), e["release"].clone()))
+        .collect();
+    assert_eq!(
+        releases,
+        [
+            ("production".into(), "0.2.0".into()),
+            ("staging".into(), "0.2.0".into())
+        ],
+        "{status}"
     );
     let verify = p.cutover(&[
         "--project",
@@ -51,4 +83,17 @@ fn the_demo_runs_the_whole_tour_and_keeps_the_project_when_asked() {
     ]);
     verify.success();
     assert_eq!(verify.json()["ok"], true);
+}
+
+/// Kept means still running: whatever happens, nothing the demo started outlives the test.
+struct StopAgent(std::path::PathBuf);
+
+impl Drop for StopAgent {
+    fn drop(&mut self) {
+        let _ = hermetic_env(&mut Command::new(env!("CARGO_BIN_EXE_cutover")))
+            .arg("--project")
+            .arg(&self.0)
+            .args(["agent", "stop", "--local", "--all"])
+            .output();
+    }
 }

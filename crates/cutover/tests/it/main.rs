@@ -14,6 +14,7 @@ mod plan;
 mod proof;
 mod queue;
 mod release_bom;
+mod ship;
 mod status;
 mod support;
 mod vulns;

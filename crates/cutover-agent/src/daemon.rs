@@ -356,6 +356,7 @@ async fn run(
                 }
             }
             _ = route_tick.tick() => {
+                reconciler.expire_warm().await;
                 reconciler.route();
                 // A slot that turned healthy, a switch that health allowed only now, a restart:
                 // the orchestrator waits on these, so they are reported at once.

@@ -78,6 +78,11 @@ pub struct DesiredRelease {
     pub version: String,
     /// sha256 of the artifact (`tar.zst`), lowercase hex; fetched by this digest.
     pub artifact_sha256: String,
+    /// A slot kept warm after traffic left it (for an instant rollback) stops at this time unless
+    /// routing targets it again. The agent enforces it on its own, so it holds while the control
+    /// plane is away.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm_until: Option<DateTime<Utc>>,
 }
 
 /// Where the router should send traffic. The agent applies it only to healthy slots and reports
@@ -158,6 +163,7 @@ mod tests {
                         DesiredRelease {
                             version: "1.1.0".into(),
                             artifact_sha256: "ab".repeat(32),
+                            warm_until: None,
                         },
                     )]),
                     routing: DesiredRouting {

@@ -17,7 +17,8 @@ use crate::Slot;
 use crate::artifact::unpack_verified;
 use crate::health::{HealthMonitor, HealthSpec};
 use crate::protocol::{
-    Assignment, DesiredRelease, DesiredService, ObservedService, ObservedSlot, Report,
+    Assignment, DesiredRelease, DesiredRouting, DesiredService, ObservedService, ObservedSlot,
+    Report,
 };
 use crate::router::{Router, RouterConfig, RoutingState};
 use crate::runtime::{Launch, Layout, ProcessSpec, SlotProcess, prune_releases};
@@ -57,8 +58,23 @@ impl std::fmt::Debug for Reconciler {
     }
 }
 
+/// Whether the slot already runs `want` (its warm deadline may change without a restart).
 fn same_release(run: &SlotRun, want: &DesiredRelease, port: u16) -> bool {
-    run.release == *want && run.port == port
+    run.release.version == want.version
+        && run.release.artifact_sha256 == want.artifact_sha256
+        && run.port == port
+}
+
+/// Whether the desired routing sends traffic to `slot`.
+fn routing_targets(routing: &DesiredRouting, slot: Slot) -> bool {
+    routing.active == Some(slot)
+        || routing.canary.is_some_and(|c| c.slot == slot)
+        || routing.segments.iter().any(|s| s.slot == slot)
+}
+
+/// A warm slot whose deadline passed and that no routing targets: it is stopped, not run.
+fn expired(want: &DesiredRelease, slot: Slot, routing: &DesiredRouting) -> bool {
+    want.warm_until.is_some_and(|t| t <= Utc::now()) && !routing_targets(routing, slot)
 }
 
 impl Reconciler {
@@ -199,13 +215,19 @@ impl Reconciler {
         let mut process = desired.process.clone();
         process.service = name.to_owned();
         for slot in Slot::ALL {
-            let want = desired.slots.get(&slot);
+            let want = desired
+                .slots
+                .get(&slot)
+                .filter(|w| !expired(w, slot, &desired.routing));
             let port = desired.ports.get(&slot).copied();
             let keep = match (svc.slots.get(&slot), want, port) {
                 (Some(run), Some(want), Some(port)) => same_release(run, want, port),
                 _ => false,
             };
             if keep {
+                if let (Some(run), Some(want)) = (svc.slots.get_mut(&slot), want) {
+                    run.release.warm_until = want.warm_until;
+                }
                 continue;
             }
             if svc.slots.contains_key(&slot) {
@@ -260,6 +282,38 @@ impl Reconciler {
         }
         svc.errors.clone_from(&errors);
         errors
+    }
+
+    /// Stops the warm slots whose deadline passed and that no routing targets (desired or
+    /// actual). Returns whether it stopped any.
+    pub async fn expire_warm(&mut self) -> bool {
+        let Some(assignment) = &self.assignment else {
+            return false;
+        };
+        let mut stopped = false;
+        for (name, desired) in &assignment.services {
+            let Some(svc) = self.services.get_mut(name) else {
+                continue;
+            };
+            let due: Vec<Slot> = svc
+                .slots
+                .iter()
+                .filter(|(slot, run)| {
+                    expired(&run.release, **slot, &desired.routing)
+                        && !svc.router.state().targets(**slot)
+                })
+                .map(|(slot, _)| *slot)
+                .collect();
+            for slot in due {
+                if let Some(run) = svc.slots.remove(&slot) {
+                    run.follow.abort();
+                    run.process.stop().await;
+                }
+                let _ = svc.router.remove_upstream(slot);
+                stopped = true;
+            }
+        }
+        stopped
     }
 
     /// Applies as much of the desired routing as health allows; call again when health changes.

@@ -1214,6 +1214,7 @@ fn assignment(
                             DesiredRelease {
                                 version: (*version).to_owned(),
                                 artifact_sha256: (*digest).to_owned(),
+                                warm_until: None,
                             },
                         )
                     })

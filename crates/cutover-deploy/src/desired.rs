@@ -165,6 +165,7 @@ pub fn desired_release(version: &str, digest_hex: &str) -> DesiredRelease {
     DesiredRelease {
         version: version.to_owned(),
         artifact_sha256: digest_hex.to_owned(),
+        warm_until: None,
     }
 }
 

@@ -157,12 +157,13 @@ pub struct Candidate {
     pub informational: Option<String>,
 }
 
-/// One row of the package index: every live advisory's entry for one package, as JSON.
-#[derive(Debug, Clone)]
-pub struct IndexRow {
-    pub ecosystem: String,
-    pub norm_name: String,
-    pub entries: String,
+/// Index rows found for a lookup, undecoded: per chunk of keys, one JSON array of
+/// `[ecosystem, norm_name, entries]` triples, built by SQLite as one text value. One value per
+/// chunk instead of one row per package: sqlx hands every row from SQLite's thread to ours,
+/// which cost more than the lookups themselves.
+#[derive(Debug, Clone, Default)]
+pub struct IndexRows {
+    chunks: Vec<String>,
 }
 
 /// What a finding shows of an advisory.
@@ -497,66 +498,66 @@ impl VulnDb {
     }
 
     /// The index rows (undecoded) of the given (ecosystem, normalised name) keys.
-    pub async fn index_rows(&self, keys: &[(&str, &str)]) -> Result<Vec<IndexRow>, DbError> {
+    pub async fn index_rows(&self, keys: &[(&str, &str)]) -> Result<IndexRows, DbError> {
         // Large BOMs: two halves on the pool's two connections (SQLite runs each on its own
         // thread), so the lookups overlap.
+        let mut rows = IndexRows::default();
         if keys.len() >= 1_000 {
             let (a, b) = keys.split_at(keys.len() / 2);
             let (a, b) = tokio::join!(self.index_rows_chunk(a), self.index_rows_chunk(b));
-            let mut a = a?;
-            a.extend(b?);
-            Ok(a)
+            rows.chunks.extend(a?);
+            rows.chunks.extend(b?);
         } else {
-            self.index_rows_chunk(keys).await
+            rows.chunks.extend(self.index_rows_chunk(keys).await?);
         }
+        Ok(rows)
     }
 
-    async fn index_rows_chunk(&self, keys: &[(&str, &str)]) -> Result<Vec<IndexRow>, DbError> {
+    async fn index_rows_chunk(&self, keys: &[(&str, &str)]) -> Result<Option<String>, DbError> {
         if keys.is_empty() {
-            return Ok(Vec::new());
+            return Ok(None);
         }
         let keys_json = serde_json::to_string(keys).expect("string pairs serialise");
-        let rows = sqlx::query(
-            "SELECT p.ecosystem, p.norm_name, p.entries FROM json_each(?1) AS q \
+        // `entries` is already JSON: concatenated as it is rather than re-parsed by `json()`.
+        let row = sqlx::query(
+            "SELECT '[' || group_concat('[' || json_quote(p.ecosystem) || ',' || \
+                    json_quote(p.norm_name) || ',' || p.entries || ']', ',') || ']' \
+             FROM json_each(?1) AS q \
              JOIN package_index p ON p.ecosystem = json_extract(q.value, '$[0]') \
                                  AND p.norm_name = json_extract(q.value, '$[1]')",
         )
         .bind(keys_json)
-        .fetch_all(&self.pool)
+        .fetch_one(&self.pool)
         .await
         .map_err(|e| self.err(e))?;
-        Ok(rows
-            .into_iter()
-            .map(|r| IndexRow {
-                ecosystem: r.get(0),
-                norm_name: r.get(1),
-                entries: r.get(2),
-            })
-            .collect())
+        Ok(row.get(0))
     }
 
     /// Decodes index rows into candidates, sorted by (ecosystem, name, advisory id).
-    pub fn decode_index_rows(&self, rows: Vec<IndexRow>) -> Result<Vec<Candidate>, DbError> {
+    pub fn decode_index_rows(&self, rows: IndexRows) -> Result<Vec<Candidate>, DbError> {
         #[derive(serde::Deserialize)]
         struct Entry {
             id: String,
             affected: Affected,
         }
-        let mut rows = rows;
-        rows.sort_by(|a, b| (&a.ecosystem, &a.norm_name).cmp(&(&b.ecosystem, &b.norm_name)));
-        let mut out = Vec::new();
-        for r in rows {
-            let mut entries: Vec<Entry> =
-                serde_json::from_str(&r.entries).map_err(|e| DbError::Corrupt {
+        let mut decoded: Vec<(String, String, Vec<Entry>)> = Vec::new();
+        for chunk in &rows.chunks {
+            let part: Vec<(String, String, Vec<Entry>)> =
+                serde_json::from_str(chunk).map_err(|e| DbError::Corrupt {
                     path: self.path.clone(),
-                    id: format!("index of {}/{}", r.ecosystem, r.norm_name),
+                    id: "package index".to_string(),
                     reason: e.to_string(),
                 })?;
+            decoded.extend(part);
+        }
+        decoded.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        let mut out = Vec::with_capacity(decoded.iter().map(|r| r.2.len()).sum());
+        for (ecosystem, norm_name, mut entries) in decoded {
             entries.sort_by(|a, b| a.id.cmp(&b.id));
             for e in entries {
                 out.push(Candidate {
-                    ecosystem: r.ecosystem.clone(),
-                    norm_name: r.norm_name.clone(),
+                    ecosystem: ecosystem.clone(),
+                    norm_name: norm_name.clone(),
                     advisory_id: e.id,
                     affected: e.affected,
                     summary: None,
@@ -579,30 +580,46 @@ impl VulnDb {
             return Ok(details);
         }
         let ids_json = serde_json::to_string(&ids).expect("strings serialise");
-        let rows = sqlx::query(
-            "SELECT v.id, v.summary, v.aliases, v.score, v.level, v.vector, v.informational \
+        // One JSON text for all the advisories rather than one row each (see [`IndexRows`]).
+        let row = sqlx::query(
+            "SELECT '[' || group_concat(json_array(v.id, v.summary, v.aliases, v.score, \
+                    v.level, v.vector, v.informational), ',') || ']' \
              FROM json_each(?1) AS q JOIN advisories v ON v.id = q.value",
         )
         .bind(ids_json)
-        .fetch_all(&self.pool)
+        .fetch_one(&self.pool)
         .await
         .map_err(|e| self.err(e))?;
-        for r in rows {
-            let id: String = r.get(0);
+        let Some(text) = row.get::<Option<String>, _>(0) else {
+            return Ok(details);
+        };
+        type DetailRow = (
+            String,
+            Option<String>,
+            String,
+            Option<f64>,
+            String,
+            Option<String>,
+            Option<String>,
+        );
+        let rows: Vec<DetailRow> = serde_json::from_str(&text).map_err(|e| DbError::Corrupt {
+            path: self.path.clone(),
+            id: "advisory details".to_string(),
+            reason: e.to_string(),
+        })?;
+        for (id, summary, aliases, score, level, vector, informational) in rows {
             let corrupt = |reason: String| DbError::Corrupt {
                 path: self.path.clone(),
                 id: id.clone(),
                 reason,
             };
-            let aliases: String = r.get(2);
-            let level: String = r.get(4);
             let d = AdvisoryDetails {
-                summary: r.get(1),
+                summary,
                 aliases: serde_json::from_str(&aliases).map_err(|e| corrupt(e.to_string()))?,
-                score: r.get(3),
+                score,
                 level: level.parse().map_err(corrupt)?,
-                vector: r.get(5),
-                informational: r.get(6),
+                vector,
+                informational,
             };
             details.insert(id, d);
         }

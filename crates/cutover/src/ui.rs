@@ -23,6 +23,9 @@ pub struct Ui {
     pub quiet: bool,
     pub verbose: u8,
     choice: ColorChoice,
+    /// A step inside a command that prints one document (`cutover --json ship`): its own result
+    /// goes to stderr so that stdout stays that one document.
+    nested: bool,
 }
 
 pub const BOLD: Style = Style::new().bold();
@@ -45,6 +48,16 @@ impl Ui {
             quiet,
             verbose,
             choice,
+            nested: false,
+        }
+    }
+
+    /// The output of a step inside a `--json` command: human, on stderr.
+    pub fn nested(&self) -> Ui {
+        Ui {
+            json: false,
+            nested: true,
+            ..self.clone()
         }
     }
 
@@ -68,10 +81,16 @@ impl Ui {
 
     /// Human output on stdout (the result of the command).
     pub fn print(&self, text: impl AsRef<str>) {
-        let mut out = self.stdout();
         // A closed pipe (e.g. `| head`) is not an error worth reporting.
-        let _ = out.write_all(text.as_ref().as_bytes());
-        let _ = out.flush();
+        if self.nested {
+            let mut out = self.stderr();
+            let _ = out.write_all(text.as_ref().as_bytes());
+            let _ = out.flush();
+        } else {
+            let mut out = self.stdout();
+            let _ = out.write_all(text.as_ref().as_bytes());
+            let _ = out.flush();
+        }
     }
 
     /// Human output on stdout with a trailing newline.

@@ -208,6 +208,7 @@ fn assignment(generation: u64, version: &str, digest: &str) -> Assignment {
                     DesiredRelease {
                         version: version.to_owned(),
                         artifact_sha256: digest.to_owned(),
+                        warm_until: None,
                     },
                 )]),
                 routing: DesiredRouting {

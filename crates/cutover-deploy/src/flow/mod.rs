@@ -40,7 +40,7 @@ use crate::observe::{
     wait_hosts, window,
 };
 use crate::proof::{HostEvidence, predicate};
-use crate::run::{HostPlan, Run, Target, current_assignment, strategy_name};
+use crate::run::{Edit, HostPlan, Run, Target, current_assignment, strategy_name};
 use crate::{DeployError, DeployOutcome, DeployRequest, Engine, Progress};
 
 /// An agent seen this recently is taken as connected (its long poll and its reports touch it).

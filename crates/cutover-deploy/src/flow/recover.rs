@@ -165,7 +165,11 @@ pub(crate) async fn rollback(
         let Some(svc) = a.services.get(&target.service_name) else {
             break;
         };
-        let Some((slot, _)) = svc.slots.iter().find(|(_, r)| **r == want) else {
+        let Some((slot, _)) = svc
+            .slots
+            .iter()
+            .find(|(_, r)| r.version == want.version && r.artifact_sha256 == want.artifact_sha256)
+        else {
             break;
         };
         let Some(o) = engine.store.latest_observation(&name).await? else {

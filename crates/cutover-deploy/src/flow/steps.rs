@@ -532,11 +532,29 @@ pub(super) async fn go_live(run: &mut Run<'_>, recreate: bool) -> Flow {
             svc.slots.remove(&old_slot);
         }
     };
+    // The previous slot stays warm for `keep_warm` (an instant rollback); the agent stops it at
+    // that deadline on its own. The serving slot has no deadline.
+    let warm_until = Utc::now()
+        + chrono::Duration::from_std(run.target.env.keep_warm.get())
+            .unwrap_or(chrono::Duration::MAX);
+    let keep_old_warm = |p: &HostPlan, svc: &mut DesiredService| {
+        if let Some(new) = svc.slots.get_mut(&p.new_slot) {
+            new.warm_until = None;
+        }
+        if let Some(old_slot) = p.old_slot
+            && old_slot != p.new_slot
+            && svc.routing.active == Some(p.new_slot)
+            && let Some(old) = svc.slots.get_mut(&old_slot)
+        {
+            old.warm_until = Some(warm_until);
+        }
+    };
+    let edit: Edit<'_> = if recreate { &drop_old } else { &keep_old_warm };
     run.transition(
         State::Live,
         "verified, observed and proven on every host",
         &[],
-        recreate.then_some((hosts.as_slice(), &drop_old as _)),
+        Some((hosts.as_slice(), edit)),
         true,
     )
     .await?;

@@ -59,6 +59,10 @@ const TESTS: &[(&str, TestFn)] = &[
         warm_rollback_switches_only_the_routers,
     ),
     (
+        "the_previous_slot_stops_when_keep_warm_ends",
+        the_previous_slot_stops_when_keep_warm_ends,
+    ),
+    (
         "a_held_lock_is_a_clear_error_and_changes_nothing",
         a_held_lock_is_a_clear_error_and_changes_nothing,
     ),
@@ -969,6 +973,45 @@ fn postgres_smoke() {
         live(&back);
         assert_eq!(get_version(w.listen(0)).await, "1.0.0");
         assert_eq!(w.store.verify_audit().await.unwrap().first_broken, None);
+        w.stop().await;
+    });
+}
+
+/// `keep_warm` ends: the agent stops the previous slot on its own, the serving one keeps serving,
+/// and a rollback then redeploys instead of switching.
+fn the_previous_slot_stops_when_keep_warm_ends() {
+    rt().block_on(async {
+        let w = World::start(WorldSpec {
+            keep_warm: "1s".into(),
+            ..WorldSpec::default()
+        })
+        .await;
+        w.release("1.0.0", &[]).await;
+        w.release("1.1.0", &[]).await;
+        live(&w.deploy("1.0.0").await.unwrap());
+        live(&w.deploy("1.1.0").await.unwrap());
+        // Right after the switch both slots run: the old one is warm.
+        let slots = w.latest("local").await["services"]["web-staging"]["slots"].clone();
+        assert_eq!(slots.as_object().unwrap().len(), 2, "{slots}");
+        w.eventually("the warm slot is stopped after keep_warm", |v| {
+            v["services"]["web-staging"]["slots"]
+                .as_object()
+                .is_some_and(|s| s.len() == 1)
+        })
+        .await;
+        assert_eq!(get_version(w.listen(0)).await, "1.1.0");
+        // Nothing is warm any more: the rollback goes through the strategy.
+        let back = w
+            .engine
+            .rollback("staging", None, &|p| {
+                println!("    [{} {}] {}", p.deployment, p.state, p.message);
+            })
+            .await
+            .unwrap();
+        let id = live(&back);
+        let steps = w.store.list_deployment_steps(id).await.unwrap();
+        assert!(steps.iter().any(|s| s.step == "prepare"), "{steps:?}");
+        assert_eq!(get_version(w.listen(0)).await, "1.0.0");
         w.stop().await;
     });
 }

@@ -30,6 +30,8 @@ pub struct WorldSpec {
     pub version_probe: bool,
     /// The observation window.
     pub observe: String,
+    /// How long the previous slot stays warm.
+    pub keep_warm: String,
 }
 
 impl Default for WorldSpec {
@@ -40,6 +42,7 @@ impl Default for WorldSpec {
             pg_admin: None,
             version_probe: true,
             observe: "300ms".into(),
+            keep_warm: "30m".into(),
         }
     }
 }
@@ -167,10 +170,12 @@ hosts = {hosts}
 strategy = {strategy}
 {listen}
 observe = "{observe}"
+keep_warm = "{keep_warm}"
 "#,
         exe = exe(),
         strategy = spec.strategy,
         observe = spec.observe,
+        keep_warm = spec.keep_warm,
         probe = if spec.version_probe {
             "version_probe = { path = \"/version\" }"
         } else {

@@ -63,9 +63,23 @@ pub fn ship(ctx: &Ctx<'_>, args: &ShipArgs) -> Result<()> {
             "already recorded",
         )?;
     } else {
+        // The steps print as they do alone; under `--json` on stderr, so that stdout stays ship's
+        // one document.
+        let nested_ui = ctx.ui.nested();
+        let sub = if ctx.global.json {
+            Ctx::new(
+                &nested_ui,
+                crate::cli::GlobalArgs {
+                    json: false,
+                    ..ctx.global.clone()
+                },
+            )
+        } else {
+            Ctx::new(ctx.ui, ctx.global.clone())
+        };
         if config.notify.is_some() {
             super::notice::run(
-                ctx,
+                &sub,
                 &NoticeArgs {
                     eta: None,
                     format: NoticeFormatArg::Markdown,
@@ -78,7 +92,7 @@ pub fn ship(ctx: &Ctx<'_>, args: &ShipArgs) -> Result<()> {
         }
         if !config.checks.is_empty() {
             super::queue::check(
-                ctx,
+                &sub,
                 &CheckArgs {
                     command: None,
                     release: Some(version.clone()),
@@ -89,7 +103,7 @@ pub fn ship(ctx: &Ctx<'_>, args: &ShipArgs) -> Result<()> {
             stage(ctx, &*store, &actor, &version, "checks", "passed")?;
         }
         super::release::run(
-            ctx,
+            &sub,
             &ReleaseArgs {
                 version: Some(version.clone()),
                 pre: None,

@@ -67,13 +67,15 @@ fn ship_releases_and_deploys_through_staging_to_production() {
     let (d, prod) = staged("");
     let run = d.cutover(&["--json", "ship", "--to", "production"]);
     run.success();
-    eprintln!("JSONOUT<<{}>>", run.stdout);
     let version = shipped_version(&d);
-    assert!(
-        run.stdout
-            .contains(&format!("shipped {version}: live in staging, production")),
-        "{}",
-        run.stdout
+    // Under --json stdout is ship's one document; the release step's output went to stderr.
+    let doc = run.json();
+    assert_eq!(doc["version"], version.as_str(), "{doc}");
+    assert_eq!(doc["state"], "live", "{doc}");
+    assert_eq!(
+        doc["chain"],
+        serde_json::json!(["staging", "production"]),
+        "{doc}"
     );
     assert_eq!(
         live_release(&d, "staging").as_deref(),

@@ -909,7 +909,7 @@ fn whole_week_freeze(name: &str, env: &Environment) -> R {
                 ),
                 "expected at least one minute of the week outside every window",
             )
-            .hint("use `--override-freeze --reason` for a one-off deployment instead of a window that never ends"));
+            .hint("use `--override-freeze REASON` for a one-off deployment instead of a window that never ends"));
         }
     }
     Ok(())

@@ -45,7 +45,7 @@ pub(crate) fn gate(
         },
         _ => GateResult::hold(
             FREEZE,
-            format!("{what} (`--override-freeze --reason R` deploys anyway)"),
+            format!("{what} (`--override-freeze REASON` deploys anyway)"),
             Some(frozen.ends_at),
         ),
     }

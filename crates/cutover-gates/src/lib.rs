@@ -52,7 +52,7 @@ pub const LICENSES: &str = "licenses";
 /// What the operator chose to override for this deployment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Overrides {
-    /// `--override-freeze --reason R`: deploy through a freeze; the caller records `freeze.override`.
+    /// `--override-freeze REASON`: deploy through a freeze; the caller records `freeze.override`.
     pub freeze_reason: Option<String>,
 }
 

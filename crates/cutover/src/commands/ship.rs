@@ -358,15 +358,28 @@ fn last_run(ctx: &Ctx<'_>, store: &dyn Store) -> Result<(String, String)> {
     };
     let version = e.payload["version"].as_str().unwrap_or_default().to_owned();
     let to = e.payload["to"].as_str().unwrap_or_default().to_owned();
-    if ctx
-        .block_on(store.get_release(&version))
+    // A run that got past its release stage needs that release; one stopped before it releases
+    // it on resume.
+    let recorded = ctx
+        .block_on(store.list_audit(&AuditFilter {
+            action: Some("ship.stage".to_owned()),
+            subject: Some(format!("release:{version}")),
+            after_seq: Some(e.seq),
+            ..AuditFilter::default()
+        }))
         .map_err(store_error)?
-        .is_none()
-        && ctx.project_root().is_err()
+        .iter()
+        .any(|s| s.payload["stage"] == "release");
+    if recorded
+        && ctx
+            .block_on(store.get_release(&version))
+            .map_err(store_error)?
+            .is_none()
     {
         return Err(CliError::usage(format!(
-            "the shipped release {version} no longer exists"
-        )));
+            "the last `cutover ship` run shipped release {version}, which no longer exists in the store"
+        ))
+        .with_hint("start a new run with `cutover ship` (it plans and records the release again)"));
     }
     Ok((version, to))
 }

@@ -289,3 +289,44 @@ fn bad_ship_and_promote_input_is_refused_with_exit_2_and_changes_nothing() {
         "bad input started the local agent"
     );
 }
+
+#[test]
+fn a_resumed_ship_whose_release_was_deleted_is_a_clear_error() {
+    let (d, _prod) = staged("approvals = 1\n");
+    d.cutover(&["ship", "--to", "production"]).code(1);
+    let version = shipped_version(&d);
+    // Behind cutover's back: the release record goes (with the rows that point at it).
+    let url = format!("sqlite:{}", d.p.path().join(".cutover/state.db").display());
+    let v = version.clone();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async move {
+            use sqlx::Connection as _;
+            let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            sqlx::query("PRAGMA foreign_keys = OFF")
+                .execute(&mut c)
+                .await
+                .unwrap();
+            let done = sqlx::query("DELETE FROM releases WHERE version = ?")
+                .bind(v)
+                .execute(&mut c)
+                .await
+                .unwrap();
+            assert_eq!(done.rows_affected(), 1);
+        });
+    let before = events(&d, "ship.resume").len();
+    let run = d.cutover(&["ship", "--resume"]);
+    run.code(2);
+    assert!(
+        run.stderr.contains(&format!(
+            "shipped release {version}, which no longer exists"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("hint:"), "{}", run.stderr);
+    assert_eq!(events(&d, "ship.resume").len(), before);
+    d.cutover(&["agent", "stop", "--local", "--all"]).success();
+}

@@ -694,32 +694,23 @@ fn an_abandoned_deployment_is_resumed_to_live() {
         w.release("1.1.0", &[]).await;
         live(&w.deploy("1.0.0").await.unwrap());
         // Abandon the deployment once it verifies: its future is dropped mid-way.
-        let store = w.store.clone();
-        let abandoned = tokio::time::timeout(Duration::from_secs(30), async {
-            let deploy = w.deploy("1.1.0");
-            tokio::pin!(deploy);
-            loop {
-                tokio::select! {
-                    out = &mut deploy => panic!("finished before it could be abandoned: {out:?}"),
-                    () = tokio::time::sleep(Duration::from_millis(5)) => {
-                        let d = store.list_deployments(&DeploymentFilter::default()).await.unwrap();
-                        if d.first().is_some_and(|d| d.release_version == "1.1.0" && d.state == "verifying") {
-                            return d[0].id;
-                        }
-                    }
-                }
-            }
-        })
-        .await
-        .unwrap();
+        let abandoned = w.deploy_and_abandon_at("1.1.0", "verifying").await;
         let unfinished = w
             .store
-            .list_deployments(&DeploymentFilter { unfinished_only: true, ..DeploymentFilter::default() })
+            .list_deployments(&DeploymentFilter {
+                unfinished_only: true,
+                ..DeploymentFilter::default()
+            })
             .await
             .unwrap();
         assert_eq!(unfinished.len(), 1);
         let outcomes = w.engine.resume_all(&|_| {}).await.unwrap();
-        assert_eq!(outcomes, [DeployOutcome::Live { deployment: abandoned }]);
+        assert_eq!(
+            outcomes,
+            [DeployOutcome::Live {
+                deployment: abandoned
+            }]
+        );
         assert_eq!(get_version(w.listen(0)).await, "1.1.0");
         assert!(w.engine.resume_all(&|_| {}).await.unwrap().is_empty());
         assert_eq!(w.store.list_proofs(abandoned).await.unwrap().len(), 1);
@@ -734,24 +725,7 @@ fn an_abandoned_canary_is_rolled_back_on_resume() {
         w.release("1.0.0", &[]).await;
         w.release("1.1.0", &[]).await;
         live(&w.deploy("1.0.0").await.unwrap());
-        let store = w.store.clone();
-        let abandoned = tokio::time::timeout(Duration::from_secs(30), async {
-            let deploy = w.deploy("1.1.0");
-            tokio::pin!(deploy);
-            loop {
-                tokio::select! {
-                    out = &mut deploy => panic!("finished before it could be abandoned: {out:?}"),
-                    () = tokio::time::sleep(Duration::from_millis(5)) => {
-                        let d = store.list_deployments(&DeploymentFilter::default()).await.unwrap();
-                        if d.first().is_some_and(|d| d.release_version == "1.1.0" && d.state == "observing") {
-                            return d[0].id;
-                        }
-                    }
-                }
-            }
-        })
-        .await
-        .unwrap();
+        let abandoned = w.deploy_and_abandon_at("1.1.0", "observing").await;
         // Abandoned at the 20% step: a canary step cannot be picked up again, so it goes back.
         let outcomes = w.engine.resume_all(&|_| {}).await.unwrap();
         let [DeployOutcome::RolledBack { deployment, reason }] = outcomes.as_slice() else {
@@ -949,10 +923,12 @@ fn bad_input_is_refused_and_changes_nothing() {
 }
 
 fn postgres_smoke() {
-    let Ok(admin) = std::env::var("CUTOVER_TEST_PG_URL") else {
-        println!("  skipped: CUTOVER_TEST_PG_URL is not set (run it with `cargo xtask test`)");
-        return;
-    };
+    // Like the store's conformance suite: no PostgreSQL is a failure, never a silent skip.
+    let admin = std::env::var("CUTOVER_TEST_PG_URL").unwrap_or_else(|_| {
+        panic!(
+            "CUTOVER_TEST_PG_URL is not set: run `cargo xtask test` (or `cargo xtask pg -- cargo test -p cutover-deploy`), which starts a throwaway PostgreSQL"
+        )
+    });
     rt().block_on(async {
         let w = World::start(WorldSpec {
             pg_admin: Some(admin),

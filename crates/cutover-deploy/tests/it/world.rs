@@ -14,7 +14,7 @@ use cutover_agent::daemon::{self, AgentConfig, AgentHandle, Backoff};
 use cutover_config::Config;
 use cutover_control::ControlState;
 use cutover_deploy::{DeployError, DeployOutcome, DeployRequest, Engine};
-use cutover_store::{Audit, AuditFilter, Change, Release, ReleaseKind, Store};
+use cutover_store::{Audit, AuditFilter, Change, DeploymentFilter, Release, ReleaseKind, Store};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
@@ -452,6 +452,28 @@ impl World {
 
     pub async fn deploy(&self, version: &str) -> Result<DeployOutcome, DeployError> {
         self.deploy_to("staging", version).await
+    }
+
+    /// Deploys `version` and drops the deployment's future as soon as the record reaches
+    /// `state` (an orchestrator that died there); returns the abandoned deployment's id.
+    pub async fn deploy_and_abandon_at(&self, version: &str, state: &str) -> i64 {
+        tokio::time::timeout(Duration::from_secs(30), async {
+            let deploy = self.deploy(version);
+            tokio::pin!(deploy);
+            loop {
+                tokio::select! {
+                    out = &mut deploy => panic!("finished before it could be abandoned: {out:?}"),
+                    () = tokio::time::sleep(Duration::from_millis(5)) => {
+                        let d = self.store.list_deployments(&DeploymentFilter::default()).await.unwrap();
+                        if let Some(d) = d.first().filter(|d| d.release_version == version && d.state == state) {
+                            return d.id;
+                        }
+                    }
+                }
+            }
+        })
+        .await
+        .expect("the deployment reaches the state within 30 s")
     }
 
     /// The latest observed state of the first agent.

@@ -222,7 +222,7 @@ pub(super) fn uses_local(config: &cutover_config::Config, env: &str) -> bool {
         .is_some_and(|e| super::env_host_names(e).iter().any(|h| h == LOCAL_HOST))
 }
 
-fn check_environment(config: &cutover_config::Config, env: &str) -> Result<()> {
+pub(super) fn check_environment(config: &cutover_config::Config, env: &str) -> Result<()> {
     if config.environments.contains_key(env) {
         return Ok(());
     }

@@ -276,51 +276,21 @@ fn boms_since(
     Some((base, cutover_bom::discover_and_parse_with(root, &options)))
 }
 
-/// The environment whose live release a notice is compared with: `production`, else the end of
-/// the longest `promote_from` chain (an environment promoted from another and promoted to by none).
-fn production_environment(config: &cutover_config::Config) -> Option<&str> {
-    let envs = &config.environments;
-    if envs.contains_key("production") {
-        return Some("production");
-    }
-    let sources: std::collections::BTreeSet<&str> = envs
-        .values()
-        .filter_map(|e| e.promote_from.as_deref())
-        .collect();
-    let chain_len = |start: &str| {
-        let mut name = start.to_owned();
-        let mut n = 0;
-        // Bounded: a cycle in `promote_from` must not loop forever.
-        while let Some(from) = envs.get(&name).and_then(|e| e.promote_from.clone())
-            && n <= envs.len()
-        {
-            n += 1;
-            name = from;
-        }
-        n
-    };
-    envs.iter()
-        .filter(|(name, e)| e.promote_from.is_some() && !sources.contains(name.as_str()))
-        // The longest chain; the first name among equals.
-        .min_by_key(|(name, _)| (std::cmp::Reverse(chain_len(name)), (*name).clone()))
-        .map(|(name, _)| name.as_str())
-}
-
-/// The release live in production now (see [`production_environment`]) per the deployment
+/// The release live in production now (see [`cutover_views::production_environment`]) per the deployment
 /// records, with its recorded bill of materials: `(environment, version, bom)`. `None` when
 /// nothing is live there, or the release has no readable BOM.
 fn live_in_production(
     ctx: &Ctx<'_>,
     config: &cutover_config::Config,
 ) -> Option<(String, String, cutover_bom::Bom)> {
-    let env = production_environment(config)?;
+    let env = cutover_views::production_environment(config)?;
     let store = ctx.store().ok()?;
-    let deployment = super::vulns::live_deployment(ctx, store.as_ref(), env).ok()??;
+    let deployment = super::vulns::live_deployment(ctx, store.as_ref(), &env).ok()??;
     let release = ctx
         .block_on(store.get_release(&deployment.release_version))
         .ok()??;
     let bom = super::vulns::recorded_bom(&release).ok()??;
-    Some((env.to_owned(), release.version, bom))
+    Some((env, release.version, bom))
 }
 
 fn bom_diff(base: &cutover_bom::Bom, next: &cutover_bom::Bom) -> cutover_notes::notice::BomDiff {

@@ -9,10 +9,10 @@
 
 use chrono::Utc;
 use cutover_deploy::{DeployOutcome, DeployRequest, Progress};
-use cutover_store::{Audit, AuditFilter, DeploymentFilter, Store};
+use cutover_store::{Audit, AuditFilter, Store};
 use serde_json::{Value, json};
 
-use super::deploy::{Session, deploy_error, render_progress, uses_local};
+use super::deploy::{Session, check_environment, deploy_error, render_progress, uses_local};
 use super::plan::{Selection, optional_config, release_options};
 use crate::cli::{CheckArgs, NoticeArgs, NoticeFormatArg, PromoteArgs, ReleaseArgs, ShipArgs};
 use crate::context::{Ctx, store_error};
@@ -187,19 +187,7 @@ pub fn ship(ctx: &Ctx<'_>, args: &ShipArgs) -> Result<()> {
 pub fn promote(ctx: &Ctx<'_>, args: &PromoteArgs) -> Result<()> {
     let config = ctx.config()?;
     for env in [&args.from, &args.to] {
-        if !config.environments.contains_key(env.as_str()) {
-            return Err(
-                CliError::usage(format!("unknown environment `{env}`")).with_hint(format!(
-                    "the environments are: {}",
-                    config
-                        .environments
-                        .keys()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )),
-            );
-        }
+        check_environment(&config, env)?;
     }
     let store = ctx.store()?;
     let Some(version) = ctx.block_on(live_version(&*store, &args.from))? else {
@@ -415,20 +403,12 @@ fn chain_to(config: &cutover_config::Config, target: &str) -> Result<Vec<String>
     let mut chain = vec![target.to_owned()];
     let mut at = target;
     loop {
-        let Some(env) = config.environments.get(at) else {
-            return Err(
-                CliError::usage(format!("unknown environment `{at}`")).with_hint(format!(
-                    "the environments are: {}",
-                    config
-                        .environments
-                        .keys()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )),
-            );
-        };
-        match env.promote_from.as_deref() {
+        check_environment(config, at)?;
+        match config
+            .environments
+            .get(at)
+            .and_then(|e| e.promote_from.as_deref())
+        {
             // The configuration loader refuses cycles, so this ends.
             Some(from) if !chain.iter().any(|c| c == from) => {
                 chain.push(from.to_owned());
@@ -441,18 +421,11 @@ fn chain_to(config: &cutover_config::Config, target: &str) -> Result<Vec<String>
     Ok(chain)
 }
 
-/// The release live in `env` now (its newest `live` deployment), if any.
+/// The release live in `env` now ([`cutover_views::current_release`]), if any.
 async fn live_version(store: &dyn Store, env: &str) -> Result<Option<String>> {
-    let deployments = store
-        .list_deployments(&DeploymentFilter {
-            environment: Some(env.to_owned()),
-            ..DeploymentFilter::default()
-        })
+    Ok(cutover_views::current_release(store, env)
         .await
-        .map_err(store_error)?;
-    Ok(deployments
-        .into_iter()
-        .find(|d| d.state == "live" && d.finished_at.is_some())
+        .map_err(super::status::views_error)?
         .map(|d| d.release_version))
 }
 

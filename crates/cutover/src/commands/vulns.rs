@@ -552,24 +552,15 @@ fn release_bom(ctx: &Ctx<'_>, version: &str) -> Result<(cutover_bom::Bom, cutove
     Ok((bom, release))
 }
 
-/// The deployment whose release is live in `environment` now: the newest deployment in state
-/// `live` with `finished_at` set (a newer live deployment supersedes older ones).
+/// The deployment whose release is live in `environment` now
+/// ([`cutover_views::current_release`]).
 pub(super) fn live_deployment(
     ctx: &Ctx<'_>,
     store: &dyn cutover_store::Store,
     environment: &str,
 ) -> Result<Option<cutover_store::Deployment>> {
-    let filter = cutover_store::DeploymentFilter {
-        environment: Some(environment.to_owned()),
-        ..Default::default()
-    };
-    let deployments = ctx
-        .block_on(store.list_deployments(&filter))
-        .map_err(crate::context::store_error)?;
-    Ok(deployments
-        .into_iter()
-        .filter(|d| d.state == "live" && d.finished_at.is_some())
-        .max_by_key(|d| d.id))
+    ctx.block_on(cutover_views::current_release(store, environment))
+        .map_err(super::status::views_error)
 }
 
 /// `cutover vulns affected ID`: which recorded releases hold an affected version, and where such a

@@ -222,6 +222,25 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// SQLite an enqueue by this process) or after `timeout`, whichever comes first.
     async fn wait_for_work(&self, timeout: std::time::Duration) -> Result<(), StoreError>;
 
+    // --- API tokens, webhook deliveries, notification cursors (`cutover serve`) ---
+    /// By id, revoked ones included.
+    async fn list_api_tokens(&self) -> Result<Vec<ApiToken>, StoreError>;
+    /// The token whose secret hashes to `token_hash` (revoked ones too: the caller says why it
+    /// refuses).
+    async fn find_api_token(&self, token_hash: &str) -> Result<Option<ApiToken>, StoreError>;
+    /// Records that a token was used. Not audited (it changes nothing anyone acts on).
+    async fn touch_api_token(&self, id: i64, at: Timestamp) -> Result<(), StoreError>;
+    /// The seq of the last audit event notification channel `channel` has handled; 0 before the first.
+    async fn notification_cursor(&self, channel: &str) -> Result<i64, StoreError>;
+    /// Moves `channel`'s cursor from `expected` to `to` (compare-and-set, so that two server
+    /// replicas never notify twice): true when this call moved it. Not audited.
+    async fn advance_notification_cursor(
+        &self,
+        channel: &str,
+        expected: i64,
+        to: i64,
+    ) -> Result<bool, StoreError>;
+
     // --- audit ---
     async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError>;
     /// Verifies the whole chain in seq order, reading it in batches (constant memory).

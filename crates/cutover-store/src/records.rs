@@ -361,6 +361,85 @@ pub enum Change {
         environment: String,
         holder: String,
     },
+    /// Outcome: the token id. Conflict when a token of that name (or hash) exists.
+    InsertApiToken(NewApiToken),
+    /// NotFound when absent; Conflict when already revoked.
+    RevokeApiToken {
+        id: i64,
+        at: Timestamp,
+    },
+    /// Conflict when this provider's delivery was seen before: a replay.
+    RecordWebhookDelivery {
+        provider: String,
+        delivery_id: String,
+        at: Timestamp,
+    },
+}
+
+/// What an API token may do. Ordered: each scope can do everything the ones below it can.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenScope {
+    /// Read everything.
+    Viewer,
+    /// Read everything; deploy, promote, roll back, approve and handle incidents in its environments.
+    Deployer,
+    /// Everything, tokens included.
+    Admin,
+}
+
+impl TokenScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenScope::Viewer => "viewer",
+            TokenScope::Deployer => "deployer",
+            TokenScope::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TokenScope> {
+        match s {
+            "viewer" => Some(TokenScope::Viewer),
+            "deployer" => Some(TokenScope::Deployer),
+            "admin" => Some(TokenScope::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// An API token of `cutover serve`. Only the sha256 of its secret is kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiToken {
+    pub id: i64,
+    pub name: String,
+    pub scope: TokenScope,
+    /// The environments it may act on; empty = every environment.
+    pub environments: Vec<String>,
+    /// Lowercase hex sha256 of the whole secret.
+    #[serde(skip_serializing)]
+    pub token_hash: String,
+    pub created_by: String,
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+    pub last_used_at: Option<Timestamp>,
+}
+
+impl ApiToken {
+    /// Whether it may act on `environment` (scope aside).
+    pub fn allows_environment(&self, environment: &str) -> bool {
+        self.environments.is_empty() || self.environments.iter().any(|e| e == environment)
+    }
+}
+
+/// An API token to insert (its id is assigned by the store).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewApiToken {
+    pub name: String,
+    pub scope: TokenScope,
+    pub environments: Vec<String>,
+    pub token_hash: String,
+    pub created_by: String,
+    pub created_at: Timestamp,
 }
 
 /// What one change produced.

@@ -241,6 +241,26 @@ macro_rules! impl_store {
                 })
             }
 
+            fn api_token_of(r: &$row) -> Result<ApiToken, StoreError> {
+                let scope: String = col(r, "scope")?;
+                let environments: String = col(r, "environments")?;
+                Ok(ApiToken {
+                    id: col(r, "id")?,
+                    name: col(r, "name")?,
+                    scope: TokenScope::parse(&scope).ok_or_else(|| StoreError::Corrupt {
+                        what: format!("API token scope {scope:?}"),
+                    })?,
+                    environments: serde_json::from_str(&environments).map_err(|e| StoreError::Corrupt {
+                        what: format!("API token environments {environments:?}: {e}"),
+                    })?,
+                    token_hash: col(r, "token_hash")?,
+                    created_by: col(r, "created_by")?,
+                    created_at: ts(col(r, "created_us")?, "token created_at")?,
+                    revoked_at: opt_ts(col(r, "revoked_us")?, "token revoked_at")?,
+                    last_used_at: opt_ts(col(r, "last_used_us")?, "token last_used_at")?,
+                })
+            }
+
             fn lock_of(r: &$row) -> Result<EnvLock, StoreError> {
                 Ok(EnvLock {
                     environment: col(r, "environment")?,
@@ -657,6 +677,53 @@ macro_rules! impl_store {
                         }
                         Ok(Outcome::Done)
                     }
+                    Change::InsertApiToken(t) => {
+                        let environments = serde_json::to_string(&t.environments).unwrap_or_else(|_| "[]".into());
+                        let row = sqlx::query(
+                            "INSERT INTO api_tokens (name, scope, environments, token_hash, created_by, created_us) \
+                             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                        )
+                        .bind(&t.name)
+                        .bind(t.scope.as_str())
+                        .bind(environments)
+                        .bind(&t.token_hash)
+                        .bind(&t.created_by)
+                        .bind(us(&t.created_at))
+                        .fetch_one(&mut **tx)
+                        .await
+                        .map_err(write_err(format!("API token {:?}", t.name)))?;
+                        Ok(Outcome::Id(col(&row, "id")?))
+                    }
+                    Change::RevokeApiToken { id, at } => {
+                        let done = sqlx::query("UPDATE api_tokens SET revoked_us = $2 WHERE id = $1 AND revoked_us IS NULL")
+                            .bind(id)
+                            .bind(us(at))
+                            .execute(&mut **tx)
+                            .await
+                            .map_err(write_err(format!("API token {id}")))?;
+                        if done.rows_affected() == 0 {
+                            let exists = sqlx::query("SELECT id FROM api_tokens WHERE id = $1")
+                                .bind(id)
+                                .fetch_optional(&mut **tx)
+                                .await
+                                .map_err(read_err("reading an API token"))?;
+                            return Err(match exists {
+                                None => StoreError::NotFound { what: format!("API token {id}") },
+                                Some(_) => StoreError::Conflict { what: format!("API token {id} is already revoked") },
+                            });
+                        }
+                        Ok(Outcome::Done)
+                    }
+                    Change::RecordWebhookDelivery { provider, delivery_id, at } => {
+                        sqlx::query("INSERT INTO webhook_deliveries (provider, delivery_id, received_us) VALUES ($1, $2, $3)")
+                            .bind(provider)
+                            .bind(delivery_id)
+                            .bind(us(at))
+                            .execute(&mut **tx)
+                            .await
+                            .map_err(write_err(format!("{provider} webhook delivery {delivery_id}")))?;
+                        Ok(Outcome::Done)
+                    }
                 }
             }
 
@@ -962,6 +1029,73 @@ macro_rules! impl_store {
 
                 async fn wait_for_work(&self, timeout: std::time::Duration) -> Result<(), StoreError> {
                     self.wait_for_work_impl(timeout).await
+                }
+
+                async fn list_api_tokens(&self) -> Result<Vec<ApiToken>, StoreError> {
+                    sqlx::query("SELECT * FROM api_tokens ORDER BY id")
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(read_err("listing API tokens"))?
+                        .iter()
+                        .map(api_token_of)
+                        .collect()
+                }
+
+                async fn find_api_token(&self, token_hash: &str) -> Result<Option<ApiToken>, StoreError> {
+                    let row = sqlx::query("SELECT * FROM api_tokens WHERE token_hash = $1")
+                        .bind(token_hash)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(read_err("reading an API token"))?;
+                    row.as_ref().map(api_token_of).transpose()
+                }
+
+                async fn touch_api_token(&self, id: i64, at: Timestamp) -> Result<(), StoreError> {
+                    sqlx::query("UPDATE api_tokens SET last_used_us = $2 WHERE id = $1")
+                        .bind(id)
+                        .bind(us(&at))
+                        .execute(&self.pool)
+                        .await
+                        .map_err(read_err("recording an API token's use"))?;
+                    Ok(())
+                }
+
+                async fn notification_cursor(&self, channel: &str) -> Result<i64, StoreError> {
+                    let row = sqlx::query("SELECT seq FROM notification_cursors WHERE channel = $1")
+                        .bind(channel)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(read_err("reading a notification cursor"))?;
+                    match row {
+                        Some(r) => col(&r, "seq"),
+                        None => Ok(0),
+                    }
+                }
+
+                async fn advance_notification_cursor(&self, channel: &str, expected: i64, to: i64) -> Result<bool, StoreError> {
+                    // The insert covers a channel's first move (from 0); the conditional update
+                    // makes the move a compare-and-set, so only one replica wins it.
+                    let done = sqlx::query(
+                        "INSERT INTO notification_cursors (channel, seq) SELECT $1, $3 WHERE $2 = 0 \
+                         ON CONFLICT (channel) DO UPDATE SET seq = excluded.seq WHERE notification_cursors.seq = $2",
+                    )
+                    .bind(channel)
+                    .bind(expected)
+                    .bind(to)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(read_err("moving a notification cursor"))?;
+                    if done.rows_affected() > 0 {
+                        return Ok(true);
+                    }
+                    let done = sqlx::query("UPDATE notification_cursors SET seq = $3 WHERE channel = $1 AND seq = $2")
+                        .bind(channel)
+                        .bind(expected)
+                        .bind(to)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(read_err("moving a notification cursor"))?;
+                    Ok(done.rows_affected() > 0)
                 }
 
                 async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError> {

@@ -9,7 +9,8 @@ on_both!(
     records_round_trip,
     failed_change_leaves_no_audit_event,
     audit_listing_filters,
-    environment_locks
+    environment_locks,
+    tokens_deliveries_and_cursors
 );
 
 fn release(version: &str, bom: Option<serde_json::Value>) -> Release {
@@ -815,4 +816,120 @@ async fn environment_locks(db: TestDb) {
             first_broken: None
         }
     );
+}
+
+async fn tokens_deliveries_and_cursors(db: TestDb) {
+    let s = &db.store;
+    let token = |name: &str, hash: &str, envs: &[&str]| NewApiToken {
+        name: name.into(),
+        scope: TokenScope::Deployer,
+        environments: envs.iter().map(|e| e.to_string()).collect(),
+        token_hash: hash.into(),
+        created_by: "ann".into(),
+        created_at: t(10),
+    };
+    let id = match s
+        .apply_one(
+            Change::InsertApiToken(token("ci", "aa11", &["staging"])),
+            &audit("token.create", "token"),
+        )
+        .await
+        .unwrap()
+    {
+        Outcome::Id(id) => id,
+        other => panic!("expected an id, got {other:?}"),
+    };
+    // A second token of the same name is a conflict, and leaves no audit event.
+    let before = s.list_audit(&AuditFilter::default()).await.unwrap().len();
+    let err = s
+        .apply_one(
+            Change::InsertApiToken(token("ci", "bb22", &[])),
+            &audit("token.create", "token"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
+    assert_eq!(
+        s.list_audit(&AuditFilter::default()).await.unwrap().len(),
+        before
+    );
+
+    let found = s.find_api_token("aa11").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            found.id,
+            found.name.as_str(),
+            found.scope,
+            found.environments.clone()
+        ),
+        (id, "ci", TokenScope::Deployer, vec!["staging".to_string()])
+    );
+    assert!(found.allows_environment("staging") && !found.allows_environment("production"));
+    assert_eq!(found.last_used_at, None);
+    s.touch_api_token(id, t(20)).await.unwrap();
+    assert_eq!(
+        s.find_api_token("aa11")
+            .await
+            .unwrap()
+            .unwrap()
+            .last_used_at,
+        Some(t(20))
+    );
+    assert_eq!(s.find_api_token("nope").await.unwrap(), None);
+
+    s.apply_one(
+        Change::RevokeApiToken { id, at: t(30) },
+        &audit("token.revoke", "token"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.list_api_tokens().await.unwrap()[0].revoked_at,
+        Some(t(30))
+    );
+    let again = s
+        .apply_one(
+            Change::RevokeApiToken { id, at: t(40) },
+            &audit("token.revoke", "token"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(again, StoreError::Conflict { .. }), "{again}");
+    let missing = s
+        .apply_one(
+            Change::RevokeApiToken { id: 999, at: t(40) },
+            &audit("token.revoke", "token"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(missing, StoreError::NotFound { .. }), "{missing}");
+
+    // A delivery is recorded once; its replay is a conflict; another provider's same id is not.
+    let delivery = |provider: &str| Change::RecordWebhookDelivery {
+        provider: provider.into(),
+        delivery_id: "d-1".into(),
+        at: t(50),
+    };
+    s.apply_one(delivery("github"), &audit("webhook.receive", "webhook"))
+        .await
+        .unwrap();
+    let replay = s
+        .apply_one(delivery("github"), &audit("webhook.receive", "webhook"))
+        .await
+        .unwrap_err();
+    assert!(matches!(replay, StoreError::Conflict { .. }), "{replay}");
+    s.apply_one(delivery("gitlab"), &audit("webhook.receive", "webhook"))
+        .await
+        .unwrap();
+
+    // Cursors: compare-and-set from 0, then from the value read.
+    assert_eq!(s.notification_cursor("slack").await.unwrap(), 0);
+    assert!(!s.advance_notification_cursor("slack", 3, 7).await.unwrap());
+    assert!(s.advance_notification_cursor("slack", 0, 7).await.unwrap());
+    assert!(!s.advance_notification_cursor("slack", 0, 9).await.unwrap());
+    assert_eq!(s.notification_cursor("slack").await.unwrap(), 7);
+    assert!(s.advance_notification_cursor("slack", 7, 12).await.unwrap());
+    assert!(!s.advance_notification_cursor("slack", 7, 13).await.unwrap());
+    assert_eq!(s.notification_cursor("slack").await.unwrap(), 12);
+    assert_eq!(s.notification_cursor("email").await.unwrap(), 0);
 }

@@ -1,4 +1,5 @@
-//! Generated files that are checked in: the CLI reference and the configuration's JSON Schema.
+//! Generated files that are checked in: the CLI reference, the configuration's JSON Schema and
+//! the server's OpenAPI document.
 //! CI runs `cargo xtask codegen --check` so they never go stale.
 
 use anyhow::{Context, bail};
@@ -9,6 +10,7 @@ pub fn run(check: bool) -> anyhow::Result<u8> {
     let files = [
         ("docs/cli.md", cli_reference()),
         ("docs/cutover.schema.json", config_schema()?),
+        ("docs/openapi.json", cutover_server::openapi::openapi_json()),
     ];
     let mut stale = Vec::new();
     for (rel, content) in &files {

@@ -5,10 +5,12 @@
 mod bench;
 mod bench_audit;
 mod bench_bom;
+mod bench_db;
 mod bench_deploy;
 mod bench_plan;
 mod bench_queue;
 mod bench_router;
+mod bench_server;
 mod bench_vulns;
 mod codegen;
 mod pg;
@@ -45,6 +47,9 @@ enum Cmd {
     Bench {
         #[arg(value_enum)]
         what: Bench,
+        /// `db` only: the size of each generated database in MB (default 1024).
+        #[arg(long, value_name = "MB")]
+        size_mb: Option<u64>,
     },
 }
 
@@ -72,6 +77,13 @@ enum Bench {
     /// throughput, p50/p99 latency and their ratios; requests lost during 100 switches under
     /// load, and the switch latency.
     Router,
+    /// `cutover serve` on PostgreSQL with 1,000,000 audit events: p50/p99 latency at 1,000
+    /// requests/s (open loop) and closed-loop throughput of the status, release and
+    /// "what ran at T" endpoints.
+    Server,
+    /// Application database recovery point and restore times (1 GB PostgreSQL database, 1 GB
+    /// SQLite file) vs `pg_dump`/`pg_restore` and `sqlite3 .backup`/`.restore` by hand.
+    Db,
 }
 
 fn main() -> std::process::ExitCode {
@@ -79,13 +91,15 @@ fn main() -> std::process::ExitCode {
         Cmd::Codegen { check } => codegen::run(check),
         Cmd::Test { args } => test::run(&args),
         Cmd::Pg { cmd } => test::with_pg(&cmd),
-        Cmd::Bench { what } => match what {
+        Cmd::Bench { what, size_mb } => match what {
+            Bench::Db => bench_db::run(size_mb).map(|()| 0),
             Bench::Audit => bench_audit::run().map(|()| 0),
             Bench::Bom => bench_bom::run().map(|()| 0),
             Bench::Plan => bench_plan::run().map(|()| 0),
             Bench::Vulns => bench_vulns::run().map(|()| 0),
             Bench::Queue => bench_queue::run().map(|()| 0),
             Bench::Router => bench_router::run().map(|()| 0),
+            Bench::Server => bench_server::run().map(|()| 0),
             Bench::Deploy => bench_deploy::run().map(|()| 0),
         },
     };

@@ -24,7 +24,7 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt as _;
 
-use crate::protocol::{Assignment, Register, Registered, Report};
+use crate::protocol::{Assignment, LogChunk, LogRequests, Register, Registered, Report};
 
 /// The header that names the agent (its host name); the token is checked against that host's.
 pub const AGENT_HEADER: &str = "x-cutover-agent";
@@ -397,8 +397,10 @@ impl Client {
             .header(
                 hyper::header::AUTHORIZATION,
                 format!("Bearer {}", self.token),
-            )
-            .header(AGENT_HEADER, &self.name);
+            );
+        if !self.name.is_empty() {
+            req = req.header(AGENT_HEADER, &self.name);
+        }
         if body.is_some() {
             req = req.header(hyper::header::CONTENT_TYPE, "application/json");
         }
@@ -480,6 +482,52 @@ impl Client {
         Ok(())
     }
 
+    /// `GET /agent/v1/logs/requests`: the log reads asked of this host, at once when there are
+    /// some, else (empty) after the control plane's long-poll timeout.
+    pub async fn log_requests(&self) -> Result<LogRequests, ClientError> {
+        self.json(Method::GET, "/agent/v1/logs/requests", None)
+            .await
+    }
+
+    /// `POST /agent/v1/logs/{id}`: `true` while the reader wants more, `false` once it left
+    /// (`410 Gone`, or a read the control plane no longer knows).
+    pub async fn send_log_chunk(&self, id: &str, chunk: &LogChunk) -> Result<bool, ClientError> {
+        let body = serde_json::to_vec(chunk).expect("a LogChunk always serializes");
+        match self
+            .send(Method::POST, &format!("/agent/v1/logs/{id}"), Some(body))
+            .await
+        {
+            Ok(resp) => {
+                let _ = resp.into_body().collect().await;
+                Ok(true)
+            }
+            Err(ClientError::Status {
+                status: 404 | 410, ..
+            }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A client that reads logs as an operator, not as an agent: `key` is the secret of the
+    /// `logs.read` audit event the reader wrote (see [`Client::read_logs`]).
+    #[must_use]
+    pub fn log_reader(url: ControlUrl, key: impl Into<String>) -> Self {
+        Self::new(url, String::new(), key)
+    }
+
+    /// `GET /agent/v1/logs/read?request=SEQ`: the lines of the read that the audit event `SEQ`
+    /// (action `logs.read`) describes, as a stream of JSON lines.
+    pub async fn read_logs(&self, request: i64) -> Result<LogStream, ClientError> {
+        let path = format!("/agent/v1/logs/read?request={request}");
+        let resp = self.send(Method::GET, &path, None).await?;
+        Ok(LogStream {
+            body: resp.into_body(),
+            buf: Vec::new(),
+            url: self.url.to_string(),
+            path,
+        })
+    }
+
     /// `GET /agent/v1/artifacts/sha256/<digest>` into `dest`, streamed to disk and hashed on the
     /// way: `dest` appears (atomically) only when the bytes have the expected digest.
     pub async fn download_artifact(&self, sha256: &str, dest: &Path) -> Result<(), ClientError> {
@@ -531,6 +579,56 @@ impl Client {
             let _ = tokio::fs::remove_file(&tmp).await;
         }
         result
+    }
+}
+
+/// The answer of [`Client::read_logs`], one JSON document per line.
+pub struct LogStream {
+    body: hyper::body::Incoming,
+    buf: Vec<u8>,
+    url: String,
+    path: String,
+}
+
+impl fmt::Debug for LogStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LogStream")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LogStream {
+    /// The next line (without its newline); `None` at the end of the answer.
+    pub async fn next_line(&mut self) -> Result<Option<String>, ClientError> {
+        loop {
+            if let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=pos).collect();
+                return Ok(Some(
+                    String::from_utf8_lossy(&line[..line.len() - 1]).into_owned(),
+                ));
+            }
+            match self.body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.buf.extend_from_slice(&data);
+                    }
+                }
+                Some(Err(e)) => {
+                    return Err(ClientError::Transport {
+                        url: self.url.clone(),
+                        method: "GET",
+                        path: self.path.clone(),
+                        what: e.to_string(),
+                    });
+                }
+                None if self.buf.is_empty() => return Ok(None),
+                None => {
+                    let rest = std::mem::take(&mut self.buf);
+                    return Ok(Some(String::from_utf8_lossy(&rest).into_owned()));
+                }
+            }
+        }
     }
 }
 

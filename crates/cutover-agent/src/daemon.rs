@@ -126,6 +126,9 @@ pub struct AgentHandle {
     pub status: watch::Receiver<AgentStatus>,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Reconciler>,
+    /// Answers log reads (`cutover logs --host`); on its own task so that a long follow never
+    /// holds up reconciling.
+    logs: tokio::task::JoinHandle<()>,
 }
 
 impl AgentHandle {
@@ -135,6 +138,7 @@ impl AgentHandle {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        self.logs.abort();
         self.task.await
     }
 }
@@ -150,11 +154,18 @@ pub async fn spawn(config: AgentConfig) -> AgentHandle {
     };
     let (tx, rx) = watch::channel(status);
     let (stop_tx, stop_rx) = oneshot::channel();
+    let logs = tokio::spawn(crate::logs::serve_requests(
+        config.client.clone(),
+        Layout::new(&config.root),
+        config.backoff,
+        rx.clone(),
+    ));
     let task = tokio::spawn(run(config, reconciler, tx, stop_rx));
     AgentHandle {
         status: rx,
         stop: Some(stop_tx),
         task,
+        logs,
     }
 }
 

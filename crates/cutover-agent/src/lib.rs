@@ -13,7 +13,9 @@
 //! - [`loadgen`]: a bounded closed-loop HTTP/1.1 load generator (tests, `cargo xtask bench router`);
 //! - [`artifact`]: release artifacts, verified by sha256 before anything is unpacked;
 //! - [`client`]: the agent's HTTP client to the control plane (`unix:PATH`, loopback `http://`);
-//! - [`daemon`]: the `cutover agent` loop (register, long-poll, apply, report, reconnect).
+//! - [`daemon`]: the `cutover agent` loop (register, long-poll, apply, report, reconnect);
+//! - [`logs`]: log reads asked through the control plane (tail and follow over the outbound
+//!   connection).
 //!
 //! The agent never reads the store: everything it knows comes through [`protocol`].
 //!
@@ -31,6 +33,7 @@ pub mod daemon;
 mod handoff;
 pub mod health;
 pub mod loadgen;
+pub mod logs;
 pub mod protocol;
 pub mod reconcile;
 pub mod router;

@@ -7,6 +7,11 @@
 //! 3. `POST /agent/v1/report` with [`Report`] (observed state and new evidence) → `204`.
 //! 4. `GET /agent/v1/artifacts/sha256/{digest}` → the artifact bytes; the agent verifies the digest before
 //!    anything is unpacked ([`crate::artifact::unpack_verified`]).
+//! 5. Logs, since hosts open no inbound port: `GET /agent/v1/logs/requests` (a long poll of its own)
+//!    → [`LogRequests`], the reads an operator asked for; the agent answers each with
+//!    `POST /agent/v1/logs/{id}` carrying a [`LogChunk`] (the tail first, then, when following, new
+//!    lines as they come and an empty chunk now and then). `204` asks for more; `410 Gone` means the
+//!    reader left, and the agent stops.
 //!
 //! All bodies are JSON. Unknown fields are refused, so that a mismatch of versions is loud.
 
@@ -130,6 +135,50 @@ pub struct ObservedSlot {
     pub health: Health,
     /// Check results since the previous report.
     pub evidence: Vec<Evidence>,
+}
+
+/// What the control plane wants read, from `GET /agent/v1/logs/requests`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogRequests {
+    pub requests: Vec<LogRequest>,
+}
+
+/// One log read: the last `lines` lines of each selected log, then (`follow`) the new ones.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogRequest {
+    /// Names this read in `POST /agent/v1/logs/{id}` (lowercase hex).
+    pub id: String,
+    /// The services whose logs are read; empty: every service of the host's assignment.
+    pub services: Vec<String>,
+    /// Only this slot; `None`: both.
+    pub slot: Option<Slot>,
+    pub lines: usize,
+    pub follow: bool,
+}
+
+/// Lines the agent sends for a [`LogRequest`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogChunk {
+    pub lines: Vec<LogLine>,
+    /// The last chunk of this read (the tail was sent and nothing is followed, or it failed).
+    #[serde(default)]
+    pub done: bool,
+    /// Why the read failed (an unknown service, an unreadable file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One line of a slot's output (`stream` is `out` or `err`), as the reader prints it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogLine {
+    pub service: String,
+    pub slot: Slot,
+    pub stream: String,
+    pub line: String,
 }
 
 #[cfg(test)]

@@ -13,7 +13,10 @@
 //! (no connection refused or reset); without one it binds with `SO_REUSEPORT` next to it.
 //!
 //! Clients speak HTTP/1.1 (keep-alive, upgrades such as WebSocket) or HTTP/2 (prior knowledge, h2c);
-//! upstreams get HTTP/1.1 over a keep-alive pool. Bodies stream in both directions.
+//! upstreams get HTTP/1.1. Each HTTP/1 client connection has an upstream connection of its own
+//! (its requests come one after the other, so no pool lock, checkout or absolute URI is needed per
+//! request); HTTP/2 streams, upgrades and a request that finds that connection still busy use a
+//! shared keep-alive pool. Bodies stream in both directions.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -740,9 +743,11 @@ async fn accept_loop(
         let mut stop = stop.clone();
         let alive = alive.clone();
         tokio::spawn(async move {
+            let conn_ctx = Arc::new(ConnCtx::new(peer));
             let svc = hyper::service::service_fn(move |req| {
                 let router = router.clone();
-                async move { Ok::<_, std::convert::Infallible>(router.handle(req, peer).await) }
+                let conn_ctx = conn_ctx.clone();
+                async move { Ok::<_, std::convert::Infallible>(router.handle(req, &conn_ctx).await) }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
@@ -767,9 +772,61 @@ async fn accept_loop(
     drop(alive);
 }
 
+/// What a client connection keeps between its requests: its peer (the `X-Forwarded-For` value is
+/// formatted once) and its own upstream connection. HTTP/1 requests of one client connection come
+/// one after the other, so one upstream connection serves them all without the shared pool's
+/// lock and checkout; a request that finds it busy (or HTTP/2, upgrades) uses the shared pool.
+struct ConnCtx {
+    peer: SocketAddr,
+    peer_ip: Option<HeaderValue>,
+    upstream: Mutex<Option<OwnUpstream>>,
+}
+
+struct OwnUpstream {
+    port: u16,
+    sender: hyper::client::conn::http1::SendRequest<Incoming>,
+}
+
+impl ConnCtx {
+    fn new(peer: SocketAddr) -> Self {
+        Self {
+            peer,
+            peer_ip: HeaderValue::from_str(&peer.ip().to_string()).ok(),
+            upstream: Mutex::new(None),
+        }
+    }
+}
+
+/// How long connecting to a slot may take before the request gets 502.
+const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+async fn connect_upstream(
+    addr: SocketAddr,
+) -> Result<hyper::client::conn::http1::SendRequest<Incoming>, BoxError> {
+    let stream = tokio::time::timeout(
+        UPSTREAM_CONNECT_TIMEOUT,
+        tokio::net::TcpStream::connect(addr),
+    )
+    .await
+    .map_err(|_| "connecting to the slot timed out")??;
+    stream.set_nodelay(true)?;
+    let (sender, conn) = hyper::client::conn::http1::Builder::new()
+        .handshake(TokioIo::new(stream))
+        .await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
 /// After a shutdown starts, how long a connection may go on serving (with `Connection: close`)
 /// before it is closed.
 const HANDOFF_GRACE: Duration = Duration::from_millis(1000);
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_CUTOVER_SLOT: HeaderName = HeaderName::from_static("x-cutover-slot");
 
 /// Headers that belong to one hop, not to the request (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [&str; 8] = [
@@ -946,7 +1003,51 @@ fn is_upgrade(req: &Request<Incoming>) -> bool {
 }
 
 impl Router {
-    async fn handle(&self, mut req: Request<Incoming>, peer: SocketAddr) -> Response<ProxyBody> {
+    /// Sends `req` (origin-form) to the slot at `port` over the client connection's own upstream
+    /// connection when it is free, else through the shared pool.
+    async fn forward(
+        &self,
+        conn: &ConnCtx,
+        port: u16,
+        mut req: Request<Incoming>,
+        own: bool,
+    ) -> Result<Response<Incoming>, BoxError> {
+        let addr = SocketAddr::new(self.inner.config.upstream_host, port);
+        if own {
+            let cached = conn
+                .upstream
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
+            let sender = match cached {
+                Some(c) if c.port == port && c.sender.is_ready() => Some(c.sender),
+                Some(c) if c.port == port && !c.sender.is_closed() => {
+                    // Still finishing its previous response: kept, and this one goes by the pool.
+                    *conn
+                        .upstream
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(c);
+                    None
+                }
+                _ => Some(connect_upstream(addr).await?),
+            };
+            if let Some(mut sender) = sender {
+                let resp = sender.send_request(req).await?;
+                *conn
+                    .upstream
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    Some(OwnUpstream { port, sender });
+                return Ok(resp);
+            }
+        }
+        let path = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+        let uri = format!("http://{addr}{path}").parse::<Uri>()?;
+        *req.uri_mut() = uri;
+        Ok(self.inner.client.request(req).await?)
+    }
+
+    async fn handle(&self, mut req: Request<Incoming>, conn: &ConnCtx) -> Response<ProxyBody> {
         let inner = &self.inner;
         let mut state_rx = inner.state.subscribe();
         if state_rx.borrow().paused {
@@ -980,6 +1081,9 @@ impl Router {
 
         let request_version = req.version();
         let upgrade = is_upgrade(&req);
+        // HTTP/2 streams of one connection run side by side, and an upgraded connection leaves
+        // HTTP: both go through the shared pool.
+        let own = request_version < Version::HTTP_2 && !upgrade;
         let upgrade_value = req.headers().get(header::UPGRADE).cloned();
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let host = req.headers().get(header::HOST).cloned().or_else(|| {
@@ -987,21 +1091,19 @@ impl Router {
                 .authority()
                 .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
         });
-        let path = req
-            .uri()
-            .path_and_query()
-            .map_or("/", |pq| pq.as_str())
-            .to_owned();
-        let Ok(uri) = format!(
-            "http://{}{}",
-            SocketAddr::new(inner.config.upstream_host, port),
-            path
-        )
-        .parse::<Uri>() else {
-            counters.record(StatusCode::BAD_REQUEST, started.elapsed());
-            return plain(StatusCode::BAD_REQUEST, "bad request target\n");
-        };
-        *req.uri_mut() = uri;
+        // Origin-form for the slot; the pool's client makes it absolute itself.
+        if req.uri().scheme().is_some() || req.uri().authority().is_some() {
+            let Ok(uri) = req
+                .uri()
+                .path_and_query()
+                .map_or("/", |pq| pq.as_str())
+                .parse::<Uri>()
+            else {
+                counters.record(StatusCode::BAD_REQUEST, started.elapsed());
+                return plain(StatusCode::BAD_REQUEST, "bad request target\n");
+            };
+            *req.uri_mut() = uri;
+        }
         *req.version_mut() = Version::HTTP_11;
         let headers = req.headers_mut();
         strip_hop_by_hop(headers);
@@ -1011,17 +1113,22 @@ impl Router {
         }
         if let Some(host) = host {
             headers.insert(header::HOST, host.clone());
-            headers.insert("x-forwarded-host", host);
+            headers.insert(X_FORWARDED_HOST, host);
         }
-        let client_ip = peer.ip().to_string();
-        let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-            Some(prior) => format!("{prior}, {client_ip}"),
-            None => client_ip,
-        };
-        if let Ok(v) = HeaderValue::from_str(&xff) {
-            headers.insert("x-forwarded-for", v);
+        match headers.get(X_FORWARDED_FOR).map(HeaderValue::to_str) {
+            Some(Ok(prior)) => {
+                let xff = format!("{prior}, {}", conn.peer.ip());
+                if let Ok(v) = HeaderValue::from_str(&xff) {
+                    headers.insert(X_FORWARDED_FOR, v);
+                }
+            }
+            _ => {
+                if let Some(ip) = &conn.peer_ip {
+                    headers.insert(X_FORWARDED_FOR, ip.clone());
+                }
+            }
         }
-        headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
 
         // A slot that stops being a target gets drain_timeout for what it still has in flight;
         // the same deadline follows the response body.
@@ -1029,7 +1136,7 @@ impl Router {
         let result = tokio::select! {
             // The response is the common case: polled first, without the random branch order.
             biased;
-            r = inner.client.request(req) => Some(r),
+            r = self.forward(conn, port, req, own) => Some(r),
             () = &mut deadline => None,
         };
         let mut resp = match result {
@@ -1084,7 +1191,7 @@ impl Router {
             }
         }
         resp.headers_mut()
-            .insert("x-cutover-slot", HeaderValue::from_static(slot.as_str()));
+            .insert(X_CUTOVER_SLOT, HeaderValue::from_static(slot.as_str()));
         if *inner.stop.borrow() && request_version < Version::HTTP_2 {
             resp.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));

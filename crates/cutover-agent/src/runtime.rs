@@ -453,6 +453,7 @@ fn spawn_child(
         service: spec.service.clone(),
     })?;
     let secrets = resolve_secrets(spec)?;
+    let redactor = Redactor::new(secrets.iter().map(|(_, v)| v.clone()));
     let mut cmd = Command::new(program);
     cmd.args(args)
         .env("PORT", launch.port.to_string())
@@ -496,22 +497,132 @@ fn spawn_child(
             let path = layout.log_file(&spec.service, launch.slot, stream);
             let log = RotatingLog::open(&path, spec.logs.clone())
                 .map_err(|source| RuntimeError::Logs { path, source })?;
-            tokio::spawn(copy_to_log(pipe, log));
+            tokio::spawn(copy_to_log(pipe, log, redactor.clone()));
         }
     }
     Ok(child)
 }
 
-async fn copy_to_log(mut pipe: Box<dyn AsyncRead + Send + Unpin>, mut log: RotatingLog) {
+/// Secret values shorter than this are not redacted: replacing every `1` or `ab` in the output
+/// would destroy it, and such a value protects nothing anyway.
+pub const MIN_REDACTED_LEN: usize = 4;
+/// What replaces a secret value in a slot's output.
+pub const REDACTED: &[u8] = b"[redacted]";
+
+/// Replaces the values of a service's secrets in its output, so that a program that prints its
+/// environment leaks nothing into the log files (nor to `cutover logs`, which reads them).
+#[derive(Clone, Default)]
+pub struct Redactor {
+    /// Longest first, so that a secret containing another is replaced whole.
+    values: Vec<Vec<u8>>,
+}
+
+impl fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the values.
+        write!(f, "Redactor({} values)", self.values.len())
+    }
+}
+
+impl Redactor {
+    #[must_use]
+    pub fn new(values: impl IntoIterator<Item = String>) -> Self {
+        let mut values: Vec<Vec<u8>> = values
+            .into_iter()
+            .filter(|v| v.len() >= MIN_REDACTED_LEN)
+            .map(String::into_bytes)
+            .collect();
+        values.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        values.dedup();
+        Self { values }
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// `data` with every occurrence of a value replaced by [`REDACTED`].
+    #[must_use]
+    pub fn redact<'a>(&self, data: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
+        let mut out = std::borrow::Cow::Borrowed(data);
+        for value in &self.values {
+            if !out.windows(value.len()).any(|w| w == value.as_slice()) {
+                continue;
+            }
+            let mut next = Vec::with_capacity(out.len());
+            let mut i = 0;
+            while i < out.len() {
+                if out[i..].starts_with(value) {
+                    next.extend_from_slice(REDACTED);
+                    i += value.len();
+                } else {
+                    next.push(out[i]);
+                    i += 1;
+                }
+            }
+            out = std::borrow::Cow::Owned(next);
+        }
+        out
+    }
+}
+
+/// A partial line is held at most this long before it is written anyway (a prompt without a
+/// newline must show up).
+const PARTIAL_LINE_WAIT: Duration = Duration::from_millis(200);
+/// A line longer than this is written in pieces.
+const MAX_HELD: usize = 64 * 1024;
+
+async fn copy_to_log(
+    mut pipe: Box<dyn AsyncRead + Send + Unpin>,
+    mut log: RotatingLog,
+    redactor: Redactor,
+) {
     let mut buf = vec![0u8; 8192];
-    loop {
-        match pipe.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                // A full disk must not stop the service: its output is lost, the process keeps running.
-                let _ = log.write(&buf[..n]);
+    if redactor.is_empty() {
+        loop {
+            match pipe.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    // A full disk must not stop the service: its output is lost, the process keeps running.
+                    let _ = log.write(&buf[..n]);
+                }
             }
         }
+        return;
+    }
+    // With secrets, whole lines are redacted, so that a value split across two reads is still
+    // found.
+    let mut held: Vec<u8> = Vec::new();
+    loop {
+        let read = if held.is_empty() {
+            pipe.read(&mut buf).await
+        } else {
+            match tokio::time::timeout(PARTIAL_LINE_WAIT, pipe.read(&mut buf)).await {
+                Ok(r) => r,
+                Err(_) => {
+                    let _ = log.write(&redactor.redact(&held));
+                    held.clear();
+                    continue;
+                }
+            }
+        };
+        match read {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                held.extend_from_slice(&buf[..n]);
+                let cut = match held.iter().rposition(|b| *b == b'\n') {
+                    Some(pos) => pos + 1,
+                    None if held.len() >= MAX_HELD => held.len(),
+                    None => continue,
+                };
+                let _ = log.write(&redactor.redact(&held[..cut]));
+                held.drain(..cut);
+            }
+        }
+    }
+    if !held.is_empty() {
+        let _ = log.write(&redactor.redact(&held));
     }
 }
 
@@ -1076,6 +1187,91 @@ mod tests {
         let err = resolve_secrets(&spec).unwrap_err().to_string();
         assert!(err.contains("CUTOVER_TEST_NO_SUCH_VAR is not set"), "{err}");
         assert!(!err.contains("s3cr3t"));
+    }
+
+    #[test]
+    fn redaction_replaces_every_value_longest_first_and_skips_short_ones() {
+        let r = Redactor::new(["hunter22".to_owned(), "hunter2".to_owned(), "ab".to_owned()]);
+        assert_eq!(
+            &*r.redact(b"pw=hunter22 and hunter2, ab"),
+            b"pw=[redacted] and [redacted], ab"
+        );
+        assert!(matches!(
+            r.redact(b"nothing"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert!(Redactor::new(["abc".to_owned()]).is_empty());
+        assert!(!format!("{r:?}").contains("hunter"));
+    }
+
+    /// A real process that prints its secret (in two writes that split the value): the log
+    /// file holds the line, redacted.
+    #[test]
+    fn a_slot_printing_its_secret_leaves_it_redacted_in_its_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path().join("root"));
+        let file = dir.path().join("token");
+        fs::write(&file, "s3cr3t-value\n").unwrap();
+        let mut spec = ProcessSpec::new(
+            "svc",
+            vec![
+                "sh".into(),
+                "-c".into(),
+                "printf 'token=s3cr3'; sleep 0.05; printf 't-value!\\n'; echo \"env=$TOKEN\""
+                    .into(),
+            ],
+        );
+        spec.secrets
+            .insert("TOKEN".into(), SecretSource::File(file));
+        let launch = Launch {
+            slot: Slot::Blue,
+            version: "1".into(),
+            release_dir: dir.path().to_owned(),
+            port: 1,
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut child = spawn_child(&spec, &launch, &layout).unwrap();
+            assert!(child.wait().await.unwrap().success());
+            let path = layout.log_file("svc", Slot::Blue, "out");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while fs::read_to_string(&path)
+                .unwrap_or_default()
+                .lines()
+                .count()
+                < 2
+            {
+                assert!(
+                    Instant::now() < deadline,
+                    "the output never reached the log"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let text = fs::read_to_string(&path).unwrap();
+            assert_eq!(text, "token=[redacted]!\nenv=[redacted]\n");
+        });
+    }
+
+    proptest::proptest! {
+        /// Redacted output never holds the value, and output without it is left alone.
+        #[test]
+        fn redacted_output_never_holds_the_secret(
+            before in "[a-z ]{0,20}", secret in "[0-9xyz]{4,12}", after in "[a-z ]{0,20}",
+        ) {
+            // The secret's alphabet shares nothing with `[redacted]`, so no occurrence can form
+            // across a replacement.
+            let r = Redactor::new([secret.clone()]);
+            let text = format!("{before}{secret}{after}");
+            let out = r.redact(text.as_bytes());
+            proptest::prop_assert!(!out.windows(secret.len()).any(|w| w == secret.as_bytes()));
+            let plain = format!("{before}{after}");
+            if !plain.contains(&secret) {
+                proptest::prop_assert_eq!(&*r.redact(plain.as_bytes()), plain.as_bytes());
+            }
+        }
     }
 
     #[test]

@@ -493,9 +493,11 @@ fn runtime_passes_env_and_secrets_without_logging_them(env: &Env) {
         let port = free_port();
         let p = SlotProcess::start(&env.layout(), &spec, &launch(env, Slot::Green, "4.5.6", port)).unwrap();
         let out = wait_for_log(&env.layout().log_file("web", Slot::Green, "out"), "db=").await;
+        // The secret reached the process (it printed its value), and its output on disk holds
+        // the value redacted.
         assert_eq!(
             out.trim(),
-            format!("port={port} version=4.5.6 mode=production arg=green@4.5.6:{port} db=hunter2-file")
+            format!("port={port} version=4.5.6 mode=production arg=green@4.5.6:{port} db=[redacted]")
         );
         p.stop().await;
         // The agent's own notes say what happened, never the secret's value.
@@ -1434,11 +1436,14 @@ fn bench() {
             let _ = measure(*addr, 1).await; // warm-up: pools, caches, page faults
         }
         let mut samples: Vec<Vec<Load>> = targets.iter().map(|_| Vec::new()).collect();
+        let mut loads = Vec::new();
         for _ in 0..rounds {
+            loads.push(loadavg().split_whitespace().next().unwrap_or("?").to_owned());
             for (i, (_, addr)) in targets.iter().enumerate() {
                 samples[i].push(measure(*addr, secs).await);
             }
         }
+        println!("1-minute load average at the start of each round: {}", loads.join(", "));
         let figures: Vec<Figures> = samples
             .iter()
             .map(|runs| Figures {
@@ -1455,15 +1460,26 @@ fn bench() {
                 f.rps, f.p50, f.p99, f.failures
             );
         }
+        // Ratios are taken round by round (the targets of a round ran seconds apart, under about
+        // the same machine load), then their median: steadier than a ratio of medians.
         if let Some(r) = targets.iter().position(|(n, _)| *n == "router") {
-            let ours = &figures[r];
-            for ((name, _), f) in targets.iter().zip(&figures) {
-                if *name == "router" {
+            for (t, (name, _)) in targets.iter().enumerate() {
+                if t == r {
                     continue;
                 }
-                let throughput = ours.rps / f.rps.max(f64::EPSILON);
-                let p50 = f64::from(ours.p50) / f64::from(f.p50.max(1));
-                let p99 = f64::from(ours.p99) / f64::from(f.p99.max(1));
+                let per_round = |f: &dyn Fn(&Load) -> f64| -> Vec<f64> {
+                    samples[r]
+                        .iter()
+                        .zip(&samples[t])
+                        .map(|(ours, theirs)| f(ours) / f(theirs).max(f64::EPSILON))
+                        .collect()
+                };
+                let mut tput = per_round(&Load::requests_per_second);
+                let mut p50 = per_round(&|l: &Load| f64::from(l.percentile_us(0.5).unwrap_or(0).max(1)));
+                let mut p99 = per_round(&|l: &Load| f64::from(l.percentile_us(0.99).unwrap_or(0).max(1)));
+                let rounds_text = tput.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(" ");
+                let p99_text = p99.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(" ");
+                let (throughput, p50, p99) = (median_f64(&mut tput), median_f64(&mut p50), median_f64(&mut p99));
                 let verdict = if *name == "direct" || *name == "router-b" {
                     String::new()
                 } else {
@@ -1474,7 +1490,7 @@ fn bench() {
                     )
                 };
                 println!(
-                    "router/{name}: throughput {throughput:.2}, p50 {p50:.2}, p99 {p99:.2}{verdict}"
+                    "router/{name}: throughput {throughput:.2}, p50 {p50:.2}, p99 {p99:.2} (medians of per-round ratios; rounds: throughput {rounds_text}; p99 {p99_text}){verdict}"
                 );
             }
         }

@@ -45,6 +45,10 @@ pub struct Config {
     /// Where notifications (advance shipping notice, released, delivered, ...) are sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<Notify>,
+    /// GitHub and GitLab webhooks received by `cutover serve`: their secrets, and the branch whose
+    /// merges start the pipeline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhooks: Option<Webhooks>,
     /// License policy applied to the bill of materials.
     #[serde(default)]
     pub licenses: Licenses,
@@ -1212,6 +1216,24 @@ pub struct AtomFeed {
     /// Only these events (default: `notify.events`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub events: Option<Vec<Event>>,
+}
+
+/// `[webhooks]`: merges announced by GitHub (`POST /webhooks/github`) or GitLab
+/// (`POST /webhooks/gitlab`) enqueue the pipeline to the first environment.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Webhooks {
+    /// The GitHub webhook secret: deliveries must carry its HMAC in `X-Hub-Signature-256`.
+    /// Without it GitHub deliveries are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub github_secret: Option<Secret>,
+    /// The GitLab webhook token, compared with `X-Gitlab-Token`. Without it GitLab deliveries are
+    /// refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gitlab_token: Option<Secret>,
+    /// Merges into this branch start the pipeline (default: `project.main_branch`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
 }
 
 // --------------------------------------------------------------------------------------------

@@ -7,6 +7,9 @@
 //!   because another process (another CLI run on the same database) may put the assignment.
 //! - `POST /agent/v1/report`: the observed state becomes an observation (audited).
 //! - `GET /agent/v1/artifacts/sha256/<digest>`: an artifact from the content-addressed directory.
+//! - `GET /agent/v1/logs/requests`, `POST /agent/v1/logs/{id}`: log reads relayed to the agent
+//!   (a long poll of their own), and `GET /agent/v1/logs/read?request=SEQ` for the operator who
+//!   asked; see [`logs`].
 //!
 //! Every request carries the agent's name ([`AGENT_HEADER`]) and its bearer token; tokens are
 //! stored as sha256 hashes and compared in constant time. A refused token answers 401 and leaves an
@@ -34,6 +37,9 @@ use subtle::ConstantTimeEq as _;
 use tokio::sync::watch;
 
 pub use cutover_agent::client::AGENT_HEADER;
+pub use logs::{LOG_READ_ACTION, LogError, LogQuery, LogReader, authorize_log_read};
+
+pub mod logs;
 
 /// The prefix of a stored token hash.
 const HASH_PREFIX: &str = "sha256:";
@@ -124,6 +130,7 @@ struct Inner {
     /// Bumped after every stored report, so that an orchestrator waits on reports, not a timer.
     reports: watch::Sender<u64>,
     closing: AtomicBool,
+    logs: logs::LogBroker,
 }
 
 /// What the endpoints share: the store, where artifacts are, and the poll wake-up.
@@ -172,6 +179,7 @@ impl ControlState {
                 changed: watch::channel(0).0,
                 reports: watch::channel(0).0,
                 closing: AtomicBool::new(false),
+                logs: logs::LogBroker::default(),
             }),
         }
     }
@@ -551,6 +559,9 @@ pub fn router(state: ControlState) -> axum::Router {
         .route("/agent/v1/poll", get(poll))
         .route("/agent/v1/report", post(report))
         .route("/agent/v1/artifacts/sha256/{digest}", get(artifact))
+        .route("/agent/v1/logs/requests", get(logs::requests))
+        .route("/agent/v1/logs/read", get(logs::read))
+        .route("/agent/v1/logs/{id}", post(logs::chunk))
         .with_state(state)
 }
 

@@ -75,6 +75,8 @@ pub enum DeployError {
     Interrupted { id: i64, reason: String },
     #[error("store error: {0}")]
     Store(#[from] StoreError),
+    #[error("application database: {0}")]
+    AppDb(#[from] cutover_appdb::AppDbError),
 }
 
 impl DeployError {
@@ -87,6 +89,7 @@ impl DeployError {
             | DeployError::BadAssignment { .. }
             | DeployError::Interrupted { .. } => false,
             DeployError::Store(e) => e.is_user_error(),
+            DeployError::AppDb(e) => e.is_user_error(),
             _ => true,
         }
     }
@@ -141,6 +144,7 @@ impl DeployError {
                 "`cutover deploy --resume` finishes or rolls back unfinished deployments".into()
             }
             DeployError::Store(e) => return e.hint(),
+            DeployError::AppDb(e) => return e.hint(),
             _ => return None,
         })
     }

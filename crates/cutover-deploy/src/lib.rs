@@ -16,6 +16,7 @@
 //! steps, the strategies, and rollback/resume). The pure rules (states, batches, canary
 //! analysis) are in `cutover_core::deploy`.
 
+mod appdb;
 pub mod desired;
 mod error;
 mod flow;
@@ -79,6 +80,15 @@ pub struct Progress {
     pub deployment: i64,
     pub state: String,
     pub message: String,
+    /// Where a stepped rollout is, when this message starts one of its steps (progress bars).
+    pub step: Option<RolloutStep>,
+}
+
+/// A step of a rollout that goes in steps: canary weights, rolling batches (`index` from 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RolloutStep {
+    Canary { index: usize, of: usize, weight: u8 },
+    Batch { index: usize, of: usize },
 }
 
 /// The deployment orchestrator of one project.
@@ -92,6 +102,9 @@ pub struct Engine {
     pub(crate) signer: Arc<dyn ProofSigner>,
     /// Deployments this engine is driving now (resume leaves them alone).
     pub(crate) active: Arc<Mutex<HashSet<i64>>>,
+    /// A rollback across migrations restores the recovery point instead of running down
+    /// migrations ([`Engine::rollback_restoring`]).
+    pub(crate) restore_recovery_point: bool,
 }
 
 impl Engine {
@@ -129,6 +142,7 @@ impl Engine {
             actor,
             signer,
             active: Arc::default(),
+            restore_recovery_point: false,
         }
     }
 
@@ -160,6 +174,20 @@ impl Engine {
         progress: &dyn Fn(Progress),
     ) -> Result<DeployOutcome, DeployError> {
         flow::rollback(self, environment, to, progress).await
+    }
+
+    /// As [`Engine::rollback`], but the application database goes back by restoring the
+    /// recovery point taken before the reverted release (data written since is lost; the caller
+    /// confirms that) instead of through down migrations: the way across an irreversible one.
+    pub async fn rollback_restoring(
+        &self,
+        environment: &str,
+        to: Option<&str>,
+        progress: &dyn Fn(Progress),
+    ) -> Result<DeployOutcome, DeployError> {
+        let mut engine = self.clone();
+        engine.restore_recovery_point = true;
+        flow::rollback(&engine, environment, to, progress).await
     }
 
     /// Finishes or rolls back every unfinished deployment (after a crash). Deployments whose

@@ -152,10 +152,16 @@ pub(crate) fn strategy_name(s: &Strategy) -> &'static str {
 
 impl Run<'_> {
     pub fn say(&self, message: impl Into<String>) {
+        self.say_step(None, message);
+    }
+
+    /// As [`Run::say`], marking the start of a rollout step.
+    pub fn say_step(&self, step: Option<crate::RolloutStep>, message: impl Into<String>) {
         (self.progress)(Progress {
             deployment: self.dep.id,
             state: self.state.as_str().to_owned(),
             message: message.into(),
+            step,
         });
     }
 

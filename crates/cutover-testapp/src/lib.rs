@@ -12,6 +12,10 @@
 //! - `/stream?chunks=N&ms=M` — headers at once, then N lines `chunk i` M milliseconds apart
 //! - `/headers` — the request headers, one `name: value` a line, sorted (proxy header tests)
 //! - `/echo` — streams the request body back (streaming tests)
+//! - `/notes` (with `--database-url` / `DATABASE_URL`, a `postgres://` URL or an SQLite path):
+//!   `GET` lists the `notes` table's bodies, one a line, by id; `POST` inserts the request body
+//!   (`?author=NAME` also writes the `author` column, which an expand migration adds: a release
+//!   that uses it next to one that does not)
 //! - `/upgrade` with `Upgrade: echo` — `101 Switching Protocols`, then echoes raw bytes (an upgraded
 //!   connection like a WebSocket's, without the framing, for proxy pass-through tests)
 //!
@@ -77,6 +81,9 @@ pub struct Args {
     /// carry its own fault. A missing file means no faults; the file wins over flags.
     #[arg(long, env = "TESTAPP_FAULTS_FILE", value_name = "PATH")]
     pub faults_file: Option<std::path::PathBuf>,
+    /// The application database `/notes` uses: a `postgres://` URL or an SQLite file path.
+    #[arg(long, env = "DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
 }
 
 impl Args {
@@ -157,11 +164,84 @@ pub enum Error {
     Runtime(#[source] std::io::Error),
     #[error("cannot install the signal handler: {0}")]
     Signal(#[source] std::io::Error),
+    #[error("the database URL is unusable: {0}")]
+    Database(String),
 }
 
 struct State {
     args: Args,
     counter: AtomicU64,
+    notes: Option<Notes>,
+}
+
+/// The application database behind `/notes`.
+enum Notes {
+    Pg(sqlx::PgPool),
+    Sqlite(sqlx::SqlitePool),
+}
+
+impl Notes {
+    async fn open(url: &str) -> Result<Notes, Error> {
+        let fail = |e: sqlx::Error| Error::Database(e.to_string());
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(4)
+                .connect_lazy(url)
+                .map_err(fail)?;
+            Ok(Notes::Pg(pool))
+        } else {
+            let path = url
+                .strip_prefix("sqlite://")
+                .or_else(|| url.strip_prefix("sqlite:"))
+                .unwrap_or(url);
+            let opts = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(path)
+                .busy_timeout(Duration::from_secs(10));
+            let pool = sqlx::sqlite::SqlitePoolOptions::new()
+                .max_connections(4)
+                .connect_lazy_with(opts);
+            Ok(Notes::Sqlite(pool))
+        }
+    }
+
+    async fn list(&self) -> Result<Vec<String>, sqlx::Error> {
+        let q = "SELECT body FROM notes ORDER BY id";
+        match self {
+            Notes::Pg(p) => sqlx::query_scalar(q).fetch_all(p).await,
+            Notes::Sqlite(p) => sqlx::query_scalar(q).fetch_all(p).await,
+        }
+    }
+
+    async fn add(&self, body: &str, author: Option<&str>) -> Result<(), sqlx::Error> {
+        match (self, author) {
+            (Notes::Pg(p), None) => sqlx::query("INSERT INTO notes (body) VALUES ($1)")
+                .bind(body)
+                .execute(p)
+                .await
+                .map(drop),
+            (Notes::Pg(p), Some(a)) => {
+                sqlx::query("INSERT INTO notes (body, author) VALUES ($1, $2)")
+                    .bind(body)
+                    .bind(a)
+                    .execute(p)
+                    .await
+                    .map(drop)
+            }
+            (Notes::Sqlite(p), None) => sqlx::query("INSERT INTO notes (body) VALUES (?)")
+                .bind(body)
+                .execute(p)
+                .await
+                .map(drop),
+            (Notes::Sqlite(p), Some(a)) => {
+                sqlx::query("INSERT INTO notes (body, author) VALUES (?, ?)")
+                    .bind(body)
+                    .bind(a)
+                    .execute(p)
+                    .await
+                    .map(drop)
+            }
+        }
+    }
 }
 
 type Body = BoxBody<Bytes, hyper::Error>;
@@ -218,9 +298,14 @@ async fn serve(
     let _ = writeln!(std::io::stdout(), "listening on http://{local}");
     let _ = std::io::stdout().flush();
 
+    let notes = match &args.database_url {
+        Some(url) => Some(Notes::open(url).await?),
+        None => None,
+    };
     let state = Arc::new(State {
         args,
         counter: AtomicU64::new(0),
+        notes,
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     // Every connection task holds a sender; when all are gone, every connection has finished.
@@ -314,6 +399,42 @@ fn upgrade_echo(mut req: Request<Incoming>) -> Response<Body> {
         hyper::header::HeaderValue::from_static("upgrade"),
     );
     resp
+}
+
+async fn notes(state: &State, req: Request<Incoming>) -> Response<Body> {
+    let Some(db) = &state.notes else {
+        return text(
+            StatusCode::NOT_FOUND,
+            "no database: start with --database-url\n",
+        );
+    };
+    let failed = |e: sqlx::Error| text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n"));
+    match *req.method() {
+        hyper::Method::GET => match db.list().await {
+            Ok(rows) => text(
+                StatusCode::OK,
+                rows.iter().map(|r| format!("{r}\n")).collect::<String>(),
+            ),
+            Err(e) => failed(e),
+        },
+        hyper::Method::POST => {
+            let author = req.uri().query().and_then(|q| {
+                q.split('&')
+                    .filter_map(|kv| kv.split_once('='))
+                    .find(|(k, _)| *k == "author")
+                    .map(|(_, v)| v.to_owned())
+            });
+            let body = match req.into_body().collect().await {
+                Ok(b) => String::from_utf8_lossy(&b.to_bytes()).into_owned(),
+                Err(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
+            };
+            match db.add(&body, author.as_deref()).await {
+                Ok(()) => text(StatusCode::CREATED, "created\n"),
+                Err(e) => failed(e),
+            }
+        }
+        _ => text(StatusCode::METHOD_NOT_ALLOWED, "GET or POST\n"),
+    }
 }
 
 fn query_ms(query: Option<&str>) -> Option<u64> {
@@ -415,6 +536,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
             lines.push(String::new());
             text(StatusCode::OK, lines.join("\n"))
         }
+        "/notes" => notes(&state, req).await,
         "/upgrade" => upgrade_echo(req),
         "/echo" => {
             let mut resp = Response::new(req.into_body().boxed());

@@ -1,8 +1,10 @@
 //! The local vulnerability database: an SQLite file (default `.cutover/vulns.db`) holding the
 //! imported advisories, an index of affected packages on (ecosystem, normalised name), the
-//! sources imported and what each skipped.
+//! sources imported and what each skipped; next to it the match index file that matching reads
+//! (`vulns.db-index`, [`crate::index`]), rebuilt from the tables whenever it is not current.
 
 use crate::import::{Loaded, Skipped};
+use crate::index::{self, IndexFile};
 use crate::names;
 use crate::osv::{Advisory, Affected};
 use crate::severity::Level;
@@ -30,6 +32,22 @@ pub enum DbError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "{path}: database format {found} is newer than this cutover reads (format {supported}) (hint: upgrade cutover, or delete the file and import the advisories again)"
+    )]
+    NewerFormat {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+    #[error("{path}: cannot write the match index: {source}")]
+    IndexIo {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {reason} (hint: delete the file; it is rebuilt from the database)")]
+    IndexCorrupt { path: PathBuf, reason: String },
     #[error("{path}: stored advisory {id} is unreadable: {reason} (hint: re-import its source)")]
     Corrupt {
         path: PathBuf,
@@ -37,6 +55,12 @@ pub enum DbError {
         reason: String,
     },
 }
+
+/// The database format this code reads and writes (`PRAGMA user_version`). Format 1 (user_version
+/// 0, before the match index file) kept every package's entries as JSON in a `package_index`
+/// table; it is upgraded in place on open (the table is dropped, the index file built on first
+/// use). A newer format is refused.
+pub const FORMAT_VERSION: i64 = 2;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS advisories (
@@ -67,15 +91,12 @@ CREATE TABLE IF NOT EXISTS affected (
     PRIMARY KEY (advisory_id, idx)
 );
 CREATE INDEX IF NOT EXISTS affected_package ON affected(ecosystem, norm_name);
--- What matching reads: per (ecosystem, normalised name), every live advisory's entry for that
--- package in one JSON array, so a BOM costs one primary-key lookup per package. What a finding
--- shows (summary, aliases, severity) is read afterwards for the advisories that matched.
-CREATE TABLE IF NOT EXISTS package_index (
-    ecosystem TEXT NOT NULL,
-    norm_name TEXT NOT NULL,
-    entries TEXT NOT NULL,
-    PRIMARY KEY (ecosystem, norm_name)
-) WITHOUT ROWID;
+-- `db_id` (chosen when the file is created) and `generation` (incremented by every import) say
+-- which database state the match index file (`<file>-index`) was built from.
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS sources (
     path TEXT PRIMARY KEY,
     kind TEXT NOT NULL,
@@ -157,15 +178,6 @@ pub struct Candidate {
     pub informational: Option<String>,
 }
 
-/// Index rows found for a lookup, undecoded: per chunk of keys, one JSON array of
-/// `[ecosystem, norm_name, entries]` triples, built by SQLite as one text value. One value per
-/// chunk instead of one row per package: sqlx hands every row from SQLite's thread to ours,
-/// which cost more than the lookups themselves.
-#[derive(Debug, Clone, Default)]
-pub struct IndexRows {
-    chunks: Vec<String>,
-}
-
 /// What a finding shows of an advisory.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AdvisoryDetails {
@@ -189,14 +201,19 @@ impl AdvisoryDetails {
     }
 }
 
-/// FNV-1a, 64 bit: a stable digest to tell changed advisories from unchanged ones.
-fn digest(text: &str) -> String {
+/// FNV-1a, 64 bit.
+fn digest_u64(text: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in text.bytes() {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    format!("{h:016x}")
+    h
+}
+
+/// A stable digest to tell changed advisories from unchanged ones.
+fn digest(text: &str) -> String {
+    format!("{:016x}", digest_u64(text))
 }
 
 impl VulnDb {
@@ -230,11 +247,188 @@ impl VulnDb {
                 })?,
             path: path.to_path_buf(),
         };
-        sqlx::raw_sql(SCHEMA)
-            .execute(&db.pool)
-            .await
-            .map_err(|e| db.err(e))?;
+        db.prepare_schema().await?;
         Ok(db)
+    }
+
+    /// Creates the tables of a new file, upgrades a format-1 file, refuses a newer format.
+    async fn prepare_schema(&self) -> Result<(), DbError> {
+        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let found: i64 = sqlx::query_scalar("PRAGMA user_version")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        if found > FORMAT_VERSION {
+            return Err(DbError::NewerFormat {
+                path: self.path.clone(),
+                found,
+                supported: FORMAT_VERSION,
+            });
+        }
+        if found < FORMAT_VERSION {
+            // Format 1's per-package JSON is replaced by the match index file.
+            sqlx::raw_sql(&format!(
+                "DROP TABLE IF EXISTS package_index; {SCHEMA} PRAGMA user_version = {FORMAT_VERSION};"
+            ))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+            // Any value that differs between database files: an index file left next to a new
+            // or replaced database is never taken for its own.
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            let seed = format!("{nanos} {} {}", std::process::id(), self.path.display());
+            let id = i64::from_ne_bytes(digest_u64(&seed).to_ne_bytes());
+            sqlx::query(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('db_id', ?1), ('generation', 0)",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        }
+        tx.commit().await.map_err(|e| self.err(e))
+    }
+
+    /// Which database and state of it the match index must have been built from.
+    async fn stamp<'c, E>(&self, ex: E) -> Result<index::Stamp, DbError>
+    where
+        E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
+    {
+        let (db_id, generation): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT value FROM meta WHERE key = 'db_id'), \
+                    (SELECT value FROM meta WHERE key = 'generation')",
+        )
+        .fetch_one(ex)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(index::Stamp {
+            db_id: u64::from_ne_bytes(db_id.to_ne_bytes()),
+            generation: u64::from_ne_bytes(generation.to_ne_bytes()),
+        })
+    }
+
+    /// Which database state a current match index must have been built from.
+    pub(crate) async fn current_stamp(&self) -> Result<index::Stamp, DbError> {
+        self.stamp(&self.pool).await
+    }
+
+    /// The match index of the current database state: the file if it is current, else rebuilt.
+    /// `None` when it cannot be written (a read-only directory): matching then reads the tables.
+    pub(crate) async fn match_index(&self) -> Result<Option<IndexFile>, DbError> {
+        let stamp = self.stamp(&self.pool).await?;
+        let path = index::path_for(&self.path);
+        if let Ok(Some(f)) = IndexFile::open(&path)
+            && f.stamp == stamp
+        {
+            return Ok(Some(f));
+        }
+        match self.build_index().await {
+            Ok(f) => Ok(Some(f)),
+            Err(DbError::IndexIo { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes the match index file from the live advisories (one consistent read).
+    async fn build_index(&self) -> Result<IndexFile, DbError> {
+        let path = index::path_for(&self.path);
+        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let stamp = self.stamp(&mut *tx).await?;
+        // One JSON text rather than a row per entry (see `details`).
+        let text: Option<String> = sqlx::query_scalar(
+            "SELECT '[' || group_concat(json_array(a.ecosystem, a.norm_name, a.advisory_id, \
+                    a.idx, json(a.data), v.summary, v.aliases, v.score, v.level, v.vector, \
+                    v.informational), ',') || ']' \
+             FROM affected a JOIN advisories v ON v.id = a.advisory_id WHERE v.withdrawn IS NULL",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| self.err(e))?;
+        tx.rollback().await.map_err(|e| self.err(e))?;
+        type Row = (
+            String,
+            String,
+            String,
+            i64,
+            Affected,
+            Option<String>,
+            String,
+            Option<f64>,
+            String,
+            Option<String>,
+            Option<String>,
+        );
+        let rows: Vec<Row> = match text {
+            Some(t) => serde_json::from_str(&t).map_err(|e| DbError::Corrupt {
+                path: self.path.clone(),
+                id: "affected entries".to_string(),
+                reason: e.to_string(),
+            })?,
+            None => Vec::new(),
+        };
+        let mut entries = Vec::with_capacity(rows.len());
+        let mut last: Option<(String, std::sync::Arc<index::Details>)> = None;
+        let mut rows = rows;
+        // Each advisory's entries together (its details are shared), in their order.
+        rows.sort_by(|a, b| (&a.2, a.3).cmp(&(&b.2, b.3)));
+        for (eco, norm, id, idx, affected, summary, aliases, score, level, vector, informational) in
+            rows
+        {
+            let details = match &last {
+                Some((lid, d)) if *lid == id => d.clone(),
+                _ => {
+                    let corrupt = |reason: String| DbError::Corrupt {
+                        path: self.path.clone(),
+                        id: id.clone(),
+                        reason,
+                    };
+                    let d = std::sync::Arc::new(index::Details {
+                        summary,
+                        aliases: serde_json::from_str(&aliases)
+                            .map_err(|e| corrupt(e.to_string()))?,
+                        score,
+                        level: level.parse().map_err(corrupt)?,
+                        vector,
+                        informational,
+                    });
+                    last = Some((id.clone(), d.clone()));
+                    d
+                }
+            };
+            entries.push(index::IndexEntry {
+                ecosystem: eco,
+                norm_name: norm,
+                advisory_id: id,
+                position: idx,
+                affected,
+                details,
+            });
+        }
+        let bytes = index::encode(stamp, entries);
+        let io = |source| DbError::IndexIo {
+            path: path.clone(),
+            source,
+        };
+        index::write(&path, &bytes).map_err(io)?;
+        IndexFile::open(&path)
+            .map_err(io)?
+            .ok_or_else(|| DbError::IndexCorrupt {
+                path: path.clone(),
+                reason: "the index file just written does not read back".into(),
+            })
+    }
+
+    /// The error for a match index that could not be read.
+    pub(crate) fn index_error(&self, e: crate::fastmatch::IndexReadError) -> DbError {
+        let path = index::path_for(&self.path);
+        match e {
+            crate::fastmatch::IndexReadError::Io(source) => DbError::IndexIo { path, source },
+            crate::fastmatch::IndexReadError::Malformed(m) => {
+                DbError::IndexCorrupt { path, reason: m.0 }
+            }
+        }
     }
 
     /// The database file.
@@ -285,6 +479,11 @@ impl VulnDb {
                 })
                 .collect();
         let mut seen = HashSet::new();
+        // Written in batches, each one statement over a JSON array: a statement per row costs a
+        // round trip to SQLite's thread each, more than the insert itself.
+        let mut changed_ids: Vec<&str> = Vec::new();
+        let mut adv_rows: Vec<serde_json::Value> = Vec::new();
+        let mut aff_rows: Vec<serde_json::Value> = Vec::new();
         for (file, adv) in &loaded.advisories {
             let body = serde_json::to_string(adv).expect("an advisory serialises to JSON");
             let d = digest(&body);
@@ -303,77 +502,102 @@ impl VulnDb {
                 report.withdrawn += 1;
             }
             let best = adv.best_score();
-            sqlx::query("DELETE FROM affected WHERE advisory_id = ?1")
-                .bind(&adv.id)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.err(e))?;
-            sqlx::query(
-                "INSERT OR REPLACE INTO advisories (id, modified, published, withdrawn, summary, \
-                 aliases, score, level, vector, informational, has_git, source, file, digest, body) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-            )
-            .bind(&adv.id)
-            .bind(&adv.modified)
-            .bind(&adv.published)
-            .bind(&adv.withdrawn)
-            .bind(&adv.summary)
-            .bind(serde_json::to_string(&adv.aliases).expect("strings serialise"))
-            .bind(best.as_ref().map(|s| s.value))
-            .bind(best.as_ref().map_or(Level::Unknown, |s| s.level).as_str())
-            .bind(best.as_ref().map(|s| s.vector.clone()))
-            .bind(adv.informational())
-            .bind(adv.has_git_ranges())
-            .bind(source)
-            .bind(file)
-            .bind(&d)
-            .bind(&body)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.err(e))?;
+            changed_ids.push(&adv.id);
+            adv_rows.push(serde_json::json!([
+                adv.id,
+                adv.modified,
+                adv.published,
+                adv.withdrawn,
+                adv.summary,
+                serde_json::to_string(&adv.aliases).expect("strings serialise"),
+                best.as_ref().map(|s| s.value),
+                best.as_ref().map_or(Level::Unknown, |s| s.level).as_str(),
+                best.as_ref().map(|s| s.vector.clone()),
+                adv.informational(),
+                i64::from(adv.has_git_ranges()),
+                file,
+                d,
+                body,
+            ]));
             for (idx, aff) in adv.affected.iter().enumerate() {
                 let Some(pkg) = &aff.package else { continue };
                 let eco = names::base_ecosystem(&pkg.ecosystem);
-                sqlx::query(
-                    "INSERT INTO affected (advisory_id, idx, ecosystem, name, norm_name, data) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )
-                .bind(&adv.id)
-                .bind(i64::try_from(idx).unwrap_or(i64::MAX))
-                .bind(eco)
-                .bind(&pkg.name)
-                .bind(names::normalize(eco, &pkg.name))
-                .bind(serde_json::to_string(aff).expect("an affected entry serialises"))
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.err(e))?;
+                aff_rows.push(serde_json::json!([
+                    adv.id,
+                    idx,
+                    eco,
+                    pkg.name,
+                    names::normalize(eco, &pkg.name),
+                    serde_json::to_string(aff).expect("an affected entry serialises"),
+                ]));
             }
+        }
+        const BATCH: usize = 4_000;
+        let adv_count = adv_rows.len();
+        for ids in changed_ids.chunks(BATCH) {
+            sqlx::query(
+                "DELETE FROM affected WHERE advisory_id IN (SELECT value FROM json_each(?1))",
+            )
+            .bind(serde_json::to_string(ids).expect("strings serialise"))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        }
+        for rows in adv_rows.chunks(BATCH) {
+            sqlx::query(
+                "INSERT OR REPLACE INTO advisories (id, modified, published, withdrawn, summary, \
+                 aliases, score, level, vector, informational, has_git, source, file, digest, body) \
+                 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
+                        value ->> 5, value ->> 6, value ->> 7, value ->> 8, value ->> 9, \
+                        value ->> 10, ?2, value ->> 11, value ->> 12, value ->> 13 \
+                 FROM json_each(?1)",
+            )
+            .bind(serde_json::to_string(rows).expect("JSON values serialise"))
+            .bind(source)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        }
+        for rows in aff_rows.chunks(BATCH) {
+            sqlx::query(
+                "INSERT INTO affected (advisory_id, idx, ecosystem, name, norm_name, data) \
+                 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
+                        value ->> 5 FROM json_each(?1)",
+            )
+            .bind(serde_json::to_string(rows).expect("JSON values serialise"))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
         }
         // Gone from the source: withdrawn now (kept, so history and `vulns affected` can say so).
-        for (id, (_, withdrawn, old_source)) in &existing {
-            if old_source == source && withdrawn.is_none() && !seen.contains(id) {
-                sqlx::query("UPDATE advisories SET withdrawn = ?1 WHERE id = ?2")
-                    .bind(&now_s)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| self.err(e))?;
-                report.withdrawn += 1;
-            }
+        // A partial read says nothing of the advisories it did not read.
+        let gone: Vec<&str> = existing
+            .iter()
+            .filter(|(id, (_, withdrawn, old_source))| {
+                !loaded.partial
+                    && old_source == source
+                    && withdrawn.is_none()
+                    && !seen.contains(*id)
+            })
+            .map(|(id, _)| id.as_str())
+            .collect();
+        report.withdrawn += gone.len();
+        for ids in gone.chunks(BATCH) {
+            sqlx::query(
+                "UPDATE advisories SET withdrawn = ?1 \
+                 WHERE id IN (SELECT value FROM json_each(?2))",
+            )
+            .bind(&now_s)
+            .bind(serde_json::to_string(ids).expect("strings serialise"))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
         }
-        for stmt in [
-            "DELETE FROM package_index",
-            "INSERT INTO package_index (ecosystem, norm_name, entries) \
-             SELECT a.ecosystem, a.norm_name, \
-                    json_group_array(json_object('id', v.id, 'affected', json(a.data))) \
-             FROM affected a JOIN advisories v ON v.id = a.advisory_id \
-             WHERE v.withdrawn IS NULL GROUP BY a.ecosystem, a.norm_name",
-        ] {
-            sqlx::query(stmt)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.err(e))?;
-        }
+        // A new state: the match index is rebuilt (below, or on first use after a crash).
+        sqlx::query("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
         sqlx::query("DELETE FROM skipped WHERE source = ?1")
             .bind(source)
             .execute(&mut *tx)
@@ -393,7 +617,11 @@ impl VulnDb {
              VALUES (?1, ?2, ?3, ?4, ?5)",
         )
         .bind(source)
-        .bind(&loaded.kind)
+        .bind(if loaded.partial {
+            format!("{} (partial)", loaded.kind)
+        } else {
+            loaded.kind.clone()
+        })
         .bind(&now_s)
         .bind(i64::try_from(loaded.advisories.len()).unwrap_or(i64::MAX))
         .bind(i64::try_from(loaded.skipped.len()).unwrap_or(i64::MAX))
@@ -401,11 +629,19 @@ impl VulnDb {
         .await
         .map_err(|e| self.err(e))?;
         tx.commit().await.map_err(|e| self.err(e))?;
-        // A large import leaves a large WAL that every later read would have to consult.
-        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?;
+        // A large import leaves a large WAL that every later read would have to consult; a small
+        // one is left to SQLite's automatic checkpoints (the forced one waits for the disk).
+        if adv_count > 10_000 {
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.pool)
+                .await
+                .map_err(|e| self.err(e))?;
+        }
+        match self.build_index().await {
+            // Not writable here: matching reads the tables instead.
+            Ok(_) | Err(DbError::IndexIo { .. }) => {}
+            Err(e) => return Err(e),
+        }
         Ok(report)
     }
 
@@ -490,86 +726,53 @@ impl VulnDb {
     }
 
     /// Every live advisory's `affected` entry for the given (ecosystem, normalised name) keys,
-    /// in one indexed query, sorted by (ecosystem, name, advisory id).
+    /// read from the tables in one query, sorted by (ecosystem, name, advisory id, position in the
+    /// advisory). What [`crate::matching::match_packages_reference`] matches; details not filled.
     pub async fn candidates(&self, keys: &[(String, String)]) -> Result<Vec<Candidate>, DbError> {
-        let keys: Vec<(&str, &str)> = keys.iter().map(|(e, n)| (e.as_str(), n.as_str())).collect();
-        let rows = self.index_rows(&keys).await?;
-        self.decode_index_rows(rows)
-    }
-
-    /// The index rows (undecoded) of the given (ecosystem, normalised name) keys.
-    pub async fn index_rows(&self, keys: &[(&str, &str)]) -> Result<IndexRows, DbError> {
-        // Large BOMs: two halves on the pool's two connections (SQLite runs each on its own
-        // thread), so the lookups overlap.
-        let mut rows = IndexRows::default();
-        if keys.len() >= 1_000 {
-            let (a, b) = keys.split_at(keys.len() / 2);
-            let (a, b) = tokio::join!(self.index_rows_chunk(a), self.index_rows_chunk(b));
-            rows.chunks.extend(a?);
-            rows.chunks.extend(b?);
-        } else {
-            rows.chunks.extend(self.index_rows_chunk(keys).await?);
-        }
-        Ok(rows)
-    }
-
-    async fn index_rows_chunk(&self, keys: &[(&str, &str)]) -> Result<Option<String>, DbError> {
         if keys.is_empty() {
-            return Ok(None);
+            return Ok(Vec::new());
         }
         let keys_json = serde_json::to_string(keys).expect("string pairs serialise");
-        // `entries` is already JSON: concatenated as it is rather than re-parsed by `json()`.
         let row = sqlx::query(
-            "SELECT '[' || group_concat('[' || json_quote(p.ecosystem) || ',' || \
-                    json_quote(p.norm_name) || ',' || p.entries || ']', ',') || ']' \
-             FROM json_each(?1) AS q \
-             JOIN package_index p ON p.ecosystem = json_extract(q.value, '$[0]') \
-                                 AND p.norm_name = json_extract(q.value, '$[1]')",
+            "SELECT '[' || group_concat(json_array(a.ecosystem, a.norm_name, a.advisory_id, \
+                    a.idx, json(a.data)), ',') || ']' \
+             FROM (SELECT DISTINCT value ->> 0 AS eco, value ->> 1 AS norm FROM json_each(?1)) q \
+             JOIN affected a ON a.ecosystem = q.eco AND a.norm_name = q.norm \
+             JOIN advisories v ON v.id = a.advisory_id \
+             WHERE v.withdrawn IS NULL",
         )
         .bind(keys_json)
         .fetch_one(&self.pool)
         .await
         .map_err(|e| self.err(e))?;
-        Ok(row.get(0))
-    }
-
-    /// Decodes index rows into candidates, sorted by (ecosystem, name, advisory id).
-    pub fn decode_index_rows(&self, rows: IndexRows) -> Result<Vec<Candidate>, DbError> {
-        #[derive(serde::Deserialize)]
-        struct Entry {
-            id: String,
-            affected: Affected,
-        }
-        let mut decoded: Vec<(String, String, Vec<Entry>)> = Vec::new();
-        for chunk in &rows.chunks {
-            let part: Vec<(String, String, Vec<Entry>)> =
-                serde_json::from_str(chunk).map_err(|e| DbError::Corrupt {
-                    path: self.path.clone(),
-                    id: "package index".to_string(),
-                    reason: e.to_string(),
-                })?;
-            decoded.extend(part);
-        }
-        decoded.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
-        let mut out = Vec::with_capacity(decoded.iter().map(|r| r.2.len()).sum());
-        for (ecosystem, norm_name, mut entries) in decoded {
-            entries.sort_by(|a, b| a.id.cmp(&b.id));
-            for e in entries {
-                out.push(Candidate {
-                    ecosystem: ecosystem.clone(),
-                    norm_name: norm_name.clone(),
-                    advisory_id: e.id,
-                    affected: e.affected,
+        let Some(text) = row.get::<Option<String>, _>(0) else {
+            return Ok(Vec::new());
+        };
+        let rows: Vec<(String, String, String, i64, Affected)> = serde_json::from_str(&text)
+            .map_err(|e| DbError::Corrupt {
+                path: self.path.clone(),
+                id: "affected entries".to_string(),
+                reason: e.to_string(),
+            })?;
+        let mut rows = rows;
+        rows.sort_by(|a, b| (&a.0, &a.1, &a.2, a.3).cmp(&(&b.0, &b.1, &b.2, b.3)));
+        Ok(rows
+            .into_iter()
+            .map(
+                |(ecosystem, norm_name, advisory_id, _, affected)| Candidate {
+                    advisory_id,
+                    ecosystem,
+                    norm_name,
+                    affected,
                     summary: None,
                     aliases: Vec::new(),
                     score: None,
                     level: Level::Unknown,
                     vector: None,
                     informational: None,
-                });
-            }
-        }
-        Ok(out)
+                },
+            )
+            .collect())
     }
 
     /// What a finding shows (summary, aliases, score, level, vector, informational) of the given
@@ -580,7 +783,8 @@ impl VulnDb {
             return Ok(details);
         }
         let ids_json = serde_json::to_string(&ids).expect("strings serialise");
-        // One JSON text for all the advisories rather than one row each (see [`IndexRows`]).
+        // One JSON text for all the advisories rather than one row each: sqlx hands every row
+        // from SQLite's thread to ours, which costs more than the lookup.
         let row = sqlx::query(
             "SELECT '[' || group_concat(json_array(v.id, v.summary, v.aliases, v.score, \
                     v.level, v.vector, v.informational), ',') || ']' \

@@ -21,6 +21,9 @@ pub struct Loaded {
     pub skipped: Vec<Skipped>,
     /// What the source looked like: `osv-dir`, `osv-zip`, `rustsec`, `osv-file`, or a mix.
     pub kind: String,
+    /// Only some packages' advisories were read ([`load_for`]): the import must not take the
+    /// advisories it did not read for withdrawn.
+    pub partial: bool,
 }
 
 /// A source that could not be read at all.
@@ -92,14 +95,65 @@ fn parse_text(kind: FileKind, text: &str) -> Result<Advisory, String> {
     Ok(adv)
 }
 
-fn add(out: &mut Loaded, file: String, kind: FileKind, bytes: &[u8]) {
-    let result = match std::str::from_utf8(bytes) {
+fn parse_bytes(kind: FileKind, bytes: &[u8]) -> Result<Advisory, String> {
+    match std::str::from_utf8(bytes) {
         Ok(text) => parse_text(kind, text),
         Err(e) => Err(format!("not UTF-8: {e}")),
-    };
-    match result {
-        Ok(adv) => out.advisories.push((file, adv)),
-        Err(reason) => out.skipped.push(Skipped { file, reason }),
+    }
+}
+
+/// Files read but not parsed yet: parsed in parallel in batches, results kept in file order.
+#[derive(Default)]
+struct Pending {
+    files: Vec<(String, FileKind, Vec<u8>)>,
+}
+
+impl Pending {
+    const BATCH: usize = 8_192;
+
+    fn add(&mut self, out: &mut Loaded, file: String, kind: FileKind, bytes: Vec<u8>) {
+        self.files.push((file, kind, bytes));
+        if self.files.len() >= Self::BATCH {
+            self.flush(out);
+        }
+    }
+
+    fn flush(&mut self, out: &mut Loaded) {
+        let files = std::mem::take(&mut self.files);
+        let threads = std::thread::available_parallelism()
+            .map_or(1, std::num::NonZero::get)
+            .min(8);
+        // Parsing (TOML, YAML, JSON, version checks) is the cost of an import; spread it.
+        let parsed: Vec<Result<Advisory, String>> = if threads < 2 || files.len() < 64 {
+            files.iter().map(|(_, k, b)| parse_bytes(*k, b)).collect()
+        } else {
+            let chunk = files.len().div_ceil(threads);
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = files
+                    .chunks(chunk)
+                    .map(|part| {
+                        scope.spawn(move || {
+                            part.iter()
+                                .map(|(_, k, b)| parse_bytes(*k, b))
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| match h.join() {
+                        Ok(v) => v,
+                        Err(panic) => std::panic::resume_unwind(panic),
+                    })
+                    .collect()
+            })
+        };
+        for ((file, _, _), result) in files.into_iter().zip(parsed) {
+            match result {
+                Ok(adv) => out.advisories.push((file, adv)),
+                Err(reason) => out.skipped.push(Skipped { file, reason }),
+            }
+        }
     }
 }
 
@@ -126,7 +180,12 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ImportError> {
 }
 
 /// Reads every OSV JSON entry of an `all.zip` export.
-fn load_zip(path: &Path, display: &str, out: &mut Loaded) -> Result<(), ImportError> {
+fn load_zip(
+    path: &Path,
+    display: &str,
+    out: &mut Loaded,
+    pending: &mut Pending,
+) -> Result<(), ImportError> {
     let file = std::fs::File::open(path).map_err(io(path))?;
     let corrupt = |e: zip::result::ZipError| ImportError::CorruptZip {
         path: path.to_path_buf(),
@@ -154,16 +213,109 @@ fn load_zip(path: &Path, display: &str, out: &mut Loaded) -> Result<(), ImportEr
                 path: path.to_path_buf(),
                 reason: format!("entry {name}: {e}"),
             })?;
-        add(out, format!("{display}!{name}"), kind, &bytes);
+        pending.add(out, format!("{display}!{name}"), kind, bytes);
     }
     Ok(())
 }
 
+/// Loads the advisories under `path` that can concern `packages`, for a first scan that should not
+/// wait for a whole database to be imported: RustSec advisories (`crates/<crate>/RUSTSEC-*.md`,
+/// a layout RustSec's own linter enforces) are read only for the crates.io packages given
+/// (case-insensitively); every other file is read as [`load`] reads it. The result is marked
+/// [`Loaded::partial`] when files were left out.
+pub fn load_for(
+    path: &Path,
+    packages: &[crate::matching::PackageRef],
+) -> Result<Loaded, ImportError> {
+    let wanted: std::collections::HashSet<String> = packages
+        .iter()
+        .filter(|p| crate::names::base_ecosystem(&p.ecosystem) == "crates.io")
+        .map(|p| p.name.to_lowercase())
+        .collect();
+    let crates_dir = path.join("crates");
+    if !crates_dir.is_dir() {
+        return load_inner(path, Some(&wanted));
+    }
+    // An advisory-db checkout: only the wanted crates' directories are read, everything outside
+    // `crates/` as usual.
+    let mut out = Loaded::default();
+    let mut pending = Pending::default();
+    let mut files = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir(path)
+        .map_err(io(path))?
+        .collect::<Result<_, _>>()
+        .map_err(io(path))?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = e.file_name();
+        if name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let p = e.path();
+        if name == "crates" {
+            let mut dirs: Vec<_> = std::fs::read_dir(&p)
+                .map_err(io(&p))?
+                .collect::<Result<_, _>>()
+                .map_err(io(&p))?;
+            dirs.sort_by_key(|d| d.file_name());
+            for d in dirs {
+                if wanted.contains(&d.file_name().to_string_lossy().to_lowercase()) {
+                    if d.path().is_dir() {
+                        walk(&d.path(), &mut files)?;
+                    }
+                } else {
+                    out.partial = true;
+                }
+            }
+        } else if p.is_dir() {
+            walk(&p, &mut files)?;
+        } else {
+            files.push(p);
+        }
+    }
+    let mut kinds = std::collections::BTreeSet::new();
+    for f in files {
+        let rel = f.strip_prefix(path).unwrap_or(&f);
+        let Some(kind) = classify(rel) else { continue };
+        let display = rel.to_string_lossy().into_owned();
+        if kind == FileKind::Zip {
+            load_zip(&f, &display, &mut out, &mut pending)?;
+            kinds.insert("osv-zip");
+            continue;
+        }
+        kinds.insert(match kind {
+            FileKind::RustSec(_) => "rustsec",
+            _ => "osv-dir",
+        });
+        let bytes = std::fs::read(&f).map_err(io(&f))?;
+        pending.add(&mut out, display, kind, bytes);
+    }
+    pending.flush(&mut out);
+    out.kind = kinds.into_iter().collect::<Vec<_>>().join("+");
+    if out.kind.is_empty() {
+        out.kind = "empty".into();
+    }
+    Ok(out)
+}
+
 /// Loads every advisory under `path` (a directory, a single OSV file, or an OSV `all.zip`).
 pub fn load(path: &Path) -> Result<Loaded, ImportError> {
+    load_inner(path, None)
+}
+
+/// The crate a RustSec advisory file is about: its directory's name.
+fn rustsec_crate(rel: &Path) -> Option<String> {
+    Some(rel.parent()?.file_name()?.to_str()?.to_lowercase())
+}
+
+fn load_inner(
+    path: &Path,
+    wanted: Option<&std::collections::HashSet<String>>,
+) -> Result<Loaded, ImportError> {
     let meta = std::fs::metadata(path).map_err(io(path))?;
     let mut out = Loaded::default();
     let mut kinds = std::collections::BTreeSet::new();
+    let mut pending = Pending::default();
     if meta.is_dir() {
         let mut files = Vec::new();
         walk(path, &mut files)?;
@@ -172,7 +324,7 @@ pub fn load(path: &Path) -> Result<Loaded, ImportError> {
             let Some(kind) = classify(rel) else { continue };
             let display = rel.to_string_lossy().into_owned();
             if kind == FileKind::Zip {
-                load_zip(&f, &display, &mut out)?;
+                load_zip(&f, &display, &mut out, &mut pending)?;
                 kinds.insert("osv-zip");
                 continue;
             }
@@ -180,8 +332,14 @@ pub fn load(path: &Path) -> Result<Loaded, ImportError> {
                 FileKind::RustSec(_) => "rustsec",
                 _ => "osv-dir",
             });
+            if let (FileKind::RustSec(rustsec::Collection::Crates), Some(wanted)) = (kind, wanted)
+                && !rustsec_crate(rel).is_some_and(|c| wanted.contains(&c))
+            {
+                out.partial = true;
+                continue;
+            }
             let bytes = std::fs::read(&f).map_err(io(&f))?;
-            add(&mut out, display, kind, &bytes);
+            pending.add(&mut out, display, kind, bytes);
         }
     } else {
         let display = path
@@ -190,12 +348,12 @@ pub fn load(path: &Path) -> Result<Loaded, ImportError> {
             .unwrap_or_default();
         match classify(Path::new(&display)) {
             Some(FileKind::Zip) => {
-                load_zip(path, &display, &mut out)?;
+                load_zip(path, &display, &mut out, &mut pending)?;
                 kinds.insert("osv-zip");
             }
             Some(kind @ (FileKind::Json | FileKind::Yaml)) => {
                 let bytes = std::fs::read(path).map_err(io(path))?;
-                add(&mut out, display, kind, &bytes);
+                pending.add(&mut out, display, kind, bytes);
                 kinds.insert("osv-file");
             }
             _ => {
@@ -205,6 +363,7 @@ pub fn load(path: &Path) -> Result<Loaded, ImportError> {
             }
         }
     }
+    pending.flush(&mut out);
     out.kind = kinds.into_iter().collect::<Vec<_>>().join("+");
     if out.kind.is_empty() {
         out.kind = "empty".into();

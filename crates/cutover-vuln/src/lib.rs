@@ -5,7 +5,9 @@
 
 pub mod bomscan;
 pub mod db;
+pub mod fastmatch;
 pub mod import;
+pub mod index;
 pub mod matching;
 pub mod names;
 pub mod osv;

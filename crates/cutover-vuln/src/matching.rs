@@ -4,6 +4,7 @@
 //! evaluated. Findings for one package version are merged when their ids or aliases overlap.
 
 use crate::db::{Candidate, DbError, VulnDb};
+use crate::index::IndexFile;
 use crate::names;
 use crate::osv::{Advisory, Affected, Event};
 use crate::severity::Level;
@@ -193,7 +194,7 @@ impl<'a> VersionCache<'a> {
 
 /// The non-zero digits of a version (before SemVer build metadata): versions that are equal in
 /// any scheme here have the same ones, so listed versions are parsed only when these agree.
-fn digit_key(scheme: Scheme, s: &str) -> impl Iterator<Item = u8> + '_ {
+pub(crate) fn digit_key(scheme: Scheme, s: &str) -> impl Iterator<Item = u8> + '_ {
     let s = match scheme {
         Scheme::SemVer | Scheme::Go | Scheme::NuGet => s.split('+').next().unwrap_or(s),
         _ => s,
@@ -378,14 +379,14 @@ impl PhaseTimes {
 }
 
 /// The packages of one (ecosystem, normalised name, version): evaluated once.
-struct Group<'p> {
-    eco: String,
-    norm: String,
-    version: &'p str,
-    packages: Vec<usize>,
+pub(crate) struct Group<'p> {
+    pub(crate) eco: String,
+    pub(crate) norm: String,
+    pub(crate) version: &'p str,
+    pub(crate) packages: Vec<usize>,
 }
 
-fn group(packages: &[PackageRef]) -> Vec<Group<'_>> {
+pub(crate) fn group(packages: &[PackageRef]) -> Vec<Group<'_>> {
     let mut groups: BTreeMap<(String, String, &str), Vec<usize>> = BTreeMap::new();
     for (i, p) in packages.iter().enumerate() {
         let eco = names::base_ecosystem(&p.ecosystem);
@@ -483,6 +484,19 @@ fn evaluate(
     ev
 }
 
+/// What merging needs of one advisory that affects a package version.
+pub(crate) struct MergeHit<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) aliases: &'a [String],
+    pub(crate) summary: Option<&'a str>,
+    pub(crate) score: Option<f64>,
+    pub(crate) level: Level,
+    pub(crate) vector: Option<&'a str>,
+    pub(crate) informational: Option<&'a str>,
+    /// The nearest fixed version above the package version, parsed and as written.
+    pub(crate) fixed: Option<(&'a Version, &'a str)>,
+}
+
 /// Builds the findings: per package version, the advisories that affect it, merged when their
 /// ids or aliases overlap (so a CVE that is also a GHSA is one finding).
 fn merge(
@@ -491,28 +505,54 @@ fn merge(
     candidates: &[Candidate],
     ev: Evaluation,
 ) -> MatchReport {
+    let hits = ev
+        .hits
+        .iter()
+        .map(|hs| {
+            hs.iter()
+                .map(|(c, fixed)| {
+                    let c = &candidates[*c];
+                    MergeHit {
+                        id: &c.advisory_id,
+                        aliases: &c.aliases,
+                        summary: c.summary.as_deref(),
+                        score: c.score,
+                        level: c.level,
+                        vector: c.vector.as_deref(),
+                        informational: c.informational.as_deref(),
+                        fixed: fixed.as_ref().map(|(v, s)| (v, s.as_str())),
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    merge_hits(packages, groups, hits, ev.not_evaluated)
+}
+
+/// [`merge`] over hits from any source (the straightforward matcher or the match index).
+pub(crate) fn merge_hits(
+    packages: &[PackageRef],
+    groups: &[Group<'_>],
+    hits: Vec<Vec<MergeHit<'_>>>,
+    not_evaluated: Vec<NotEvaluated>,
+) -> MatchReport {
     let mut report = MatchReport {
         findings: Vec::new(),
-        not_evaluated: ev.not_evaluated,
+        not_evaluated,
     };
-    for (g, mut hits) in groups.iter().zip(ev.hits) {
+    for (g, mut hits) in groups.iter().zip(hits) {
         if hits.is_empty() {
             continue;
         }
         let pkg = &packages[g.packages[0]];
         // One advisory may list the package twice (several `affected` entries): dedupe by id.
-        hits.sort_by(|a, b| {
-            candidates[a.0]
-                .advisory_id
-                .cmp(&candidates[b.0].advisory_id)
-        });
-        hits.dedup_by(|a, b| candidates[a.0].advisory_id == candidates[b.0].advisory_id);
+        hits.sort_by(|a, b| a.id.cmp(b.id));
+        hits.dedup_by(|a, b| a.id == b.id);
         let names: Vec<BTreeSet<&str>> = hits
             .iter()
-            .map(|(c, _)| {
-                let c = &candidates[*c];
-                std::iter::once(c.advisory_id.as_str())
-                    .chain(c.aliases.iter().map(String::as_str))
+            .map(|h| {
+                std::iter::once(h.id)
+                    .chain(h.aliases.iter().map(String::as_str))
                     .collect()
             })
             .collect();
@@ -544,36 +584,35 @@ fn merge(
         roots.sort();
         for members in roots {
             let mut all_names: BTreeSet<&str> = BTreeSet::new();
-            let mut best: Option<&Candidate> = None;
-            let mut fixed: Option<&(Version, String)> = None;
+            let mut best: Option<&MergeHit<'_>> = None;
+            let mut fixed: Option<(&Version, &str)> = None;
             for &m in &members {
-                let (c, f) = &hits[m];
-                let c = &candidates[*c];
+                let h = &hits[m];
                 all_names.extend(names[m].iter().copied());
-                if best.is_none_or(|b| c.score.unwrap_or(-1.0) > b.score.unwrap_or(-1.0)) {
-                    best = Some(c);
+                if best.is_none_or(|b| h.score.unwrap_or(-1.0) > b.score.unwrap_or(-1.0)) {
+                    best = Some(h);
                 }
-                if let Some(f) = f
+                if let Some(f) = h.fixed
                     && fixed.is_none_or(|(b, _)| f.0.partial_cmp(b) == Some(Ordering::Less))
                 {
                     fixed = Some(f);
                 }
             }
-            let first = &candidates[hits[members[0]].0];
+            let first = &hits[members[0]];
             let best = best.unwrap_or(first);
-            all_names.remove(first.advisory_id.as_str());
+            all_names.remove(first.id);
             report.findings.push(Finding {
-                id: first.advisory_id.clone(),
+                id: first.id.to_string(),
                 aliases: all_names.into_iter().map(str::to_string).collect(),
                 summary: members
                     .iter()
-                    .find_map(|&m| candidates[hits[m].0].summary.clone()),
+                    .find_map(|&m| hits[m].summary.map(str::to_string)),
                 score: best.score,
                 level: best.level,
-                vector: best.vector.clone(),
+                vector: best.vector.map(str::to_string),
                 package: pkg.clone(),
-                fixed: fixed.map(|(_, s)| s.clone()),
-                informational: first.informational.clone(),
+                fixed: fixed.map(|(_, s)| s.to_string()),
+                informational: first.informational.map(str::to_string),
                 packages: g.packages.clone(),
             });
         }
@@ -612,7 +651,7 @@ pub fn affected_by(advisory: &Advisory, packages: &[PackageRef]) -> Vec<usize> {
         .collect()
 }
 
-/// Looks the packages up in the database and matches them.
+/// Looks the packages up in the database's match index and matches them.
 pub async fn match_packages(db: &VulnDb, packages: &[PackageRef]) -> Result<MatchReport, DbError> {
     Ok(match_packages_timed(db, packages).await?.0)
 }
@@ -623,48 +662,49 @@ pub async fn match_packages_timed(
     packages: &[PackageRef],
 ) -> Result<(MatchReport, PhaseTimes), DbError> {
     let mut times = PhaseTimes::default();
+    // The usual case: the index file is current. Match with it while SQLite reads the database's
+    // stamp on its own thread, then check the file was current (else rebuild and match again).
+    if let Ok(Some(index)) = IndexFile::open(&crate::index::path_for(db.path())) {
+        let t = Instant::now();
+        let (stamp, report) = tokio::join!(db.current_stamp(), async {
+            crate::fastmatch::match_indexed(&index, packages, &mut times)
+        });
+        if stamp? == index.stamp {
+            let report = report.map_err(|e| db.index_error(e))?;
+            // What the match itself did not count: opening and the stamp.
+            let counted: Duration = times.phases().iter().map(|p| p.1).sum();
+            times.query += t.elapsed().saturating_sub(counted);
+            return Ok((report, times));
+        }
+        times = PhaseTimes::default();
+    }
     let t = Instant::now();
+    let index = db.match_index().await?;
+    times.query += t.elapsed();
+    let Some(index) = index else {
+        return Ok((match_packages_reference(db, packages).await?, times));
+    };
+    let report = crate::fastmatch::match_indexed(&index, packages, &mut times)
+        .map_err(|e| db.index_error(e))?;
+    Ok((report, times))
+}
+
+/// The straightforward matcher, kept as the reference the match index is checked against: the
+/// candidates read from the database tables with SQL and JSON, every `affected` entry compiled
+/// and checked with [`CompiledAffected`]. Same report as [`match_packages`], only slower.
+pub async fn match_packages_reference(
+    db: &VulnDb,
+    packages: &[PackageRef],
+) -> Result<MatchReport, DbError> {
     let groups = group(packages);
-    let mut keys: Vec<(&str, &str)> = groups
+    let mut keys: Vec<(String, String)> = groups
         .iter()
-        .map(|g| (g.eco.as_str(), g.norm.as_str()))
+        .map(|g| (g.eco.clone(), g.norm.clone()))
         .collect();
     keys.dedup();
-    times.group = t.elapsed();
-
-    let t = Instant::now();
-    let rows = db.index_rows(&keys).await?;
-    times.query = t.elapsed();
-
-    let t = Instant::now();
-    let mut candidates = db.decode_index_rows(rows)?;
-    times.decode = t.elapsed();
-
-    let ev = evaluate(packages, &groups, &candidates, &mut times);
-
-    // Only the advisories that matched need what a finding shows.
-    let t = Instant::now();
-    let mut hit: Vec<usize> = ev.hits.iter().flatten().map(|(c, _)| *c).collect();
-    hit.sort_unstable();
-    hit.dedup();
-    let mut ids: Vec<&str> = hit
-        .iter()
-        .map(|&c| candidates[c].advisory_id.as_str())
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let details = db.details(&ids).await?;
-    for c in hit {
-        if let Some(d) = details.get(&candidates[c].advisory_id) {
-            d.apply(&mut candidates[c]);
-        }
-    }
-    times.details = t.elapsed();
-
-    let t = Instant::now();
-    let report = merge(packages, &groups, &candidates, ev);
-    times.report = t.elapsed();
-    Ok((report, times))
+    let mut candidates = db.candidates(&keys).await?;
+    db.fill_details(&mut candidates).await?;
+    Ok(match_candidates(packages, &candidates))
 }
 
 #[cfg(test)]

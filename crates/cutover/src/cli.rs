@@ -119,6 +119,10 @@ pub enum Command {
     /// is still warm in a slot, else a redeployment.
     Rollback(RollbackArgs),
 
+    /// The application's database (`[database]`): `status`, `plan`, `migrate`, `rollback`,
+    /// `snapshot ENV`, `restore ENV --yes`, `drill ENV`.
+    Db(DbArgs),
+
     /// What runs where: per environment its release and newest deployment; per host whether
     /// its agent is connected, its slots (version, health, pid, port, since) and router split.
     Status(StatusArgs),
@@ -127,15 +131,29 @@ pub enum Command {
     /// the failed and rolled-back ones ended so.
     History(HistoryArgs),
 
+    /// DORA metrics of an environment: deployment frequency, lead time for changes, change
+    /// failure rate and failed deployment recovery time, each with its performance band.
+    Metrics(MetricsArgs),
+
+    /// Incidents: `open` against the deployment that caused them, `resolve` with the one that
+    /// restored service, `ls`.
+    Incident(IncidentArgs),
+
     /// The signed proof of delivery of an environment's live release (or `--version V`), per
     /// host; `--verify` checks every signature and that it names the release's artifact.
     #[command(disable_version_flag = true)]
     Proof(ProofArgs),
 
-    /// Serve the agent protocol over TCP for remote agents until interrupted (Ctrl-C).
+    /// Serve the JSON API (OpenAPI at /api/openapi.json), /metrics and the agent protocol on one
+    /// listener, and run queue workers, until interrupted (Ctrl-C or SIGTERM: graceful).
     Serve(ServeArgs),
 
-    /// The output of an environment's service: its slots' rotating log files on local agents.
+    /// API tokens of `cutover serve`: `token create --name N --scope viewer|deployer|admin
+    /// [--env E]...` (prints the secret once), `token ls`, `token revoke ID`.
+    Token(TokenArgs),
+
+    /// The output of an environment's service: its slots' rotating log files, read on this machine
+    /// for `local` and through the control plane (`--control`) for other hosts.
     Logs(LogsArgs),
 
     /// Approve a release for an environment whose `approvals` gate needs it (recorded in the audit log).
@@ -247,9 +265,23 @@ pub enum CheckCommand {
 
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
-    /// How many jobs this process runs at once.
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    pub workers: usize,
+    /// How many workers this process runs (each claims and leases its own jobs).
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: u16,
+    /// How many jobs each worker runs at once (it claims its free slots in one statement).
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub concurrency: u16,
+    /// At most this many finished jobs are completed in one transaction.
+    #[arg(long, value_name = "N", default_value_t = 256,
+          value_parser = clap::value_parser!(u16).range(1..=10_000))]
+    pub max_batch: u16,
+    /// How long a finished job may wait to be completed together with others, in milliseconds
+    /// (0: each at once). Must stay well below the 30 s lease.
+    #[arg(long, value_name = "MS", default_value_t = 2,
+          value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    pub flush_ms: u64,
 }
 
 #[derive(Debug, Args)]
@@ -350,6 +382,9 @@ pub struct PromoteArgs {
     /// Deploy through a freeze window; the reason is recorded in the audit log.
     #[arg(long, value_name = "REASON")]
     pub override_freeze: Option<String>,
+    /// Promote although FROM is not TO's `promote_from`; the reason is recorded in the audit log.
+    #[arg(long, value_name = "REASON")]
+    pub force: Option<String>,
 }
 
 /// `cutover rollback`.
@@ -360,6 +395,60 @@ pub struct RollbackArgs {
     /// The release to go back to (default: the one live before the current one).
     #[arg(long, value_name = "VERSION")]
     pub to: Option<String>,
+    /// When an irreversible migration lies between: restore the application database's recovery
+    /// point taken before the reverted release instead (data written since is lost; needs `--yes`).
+    #[arg(long)]
+    pub restore_recovery_point: bool,
+    /// Confirms `--restore-recovery-point`.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+/// `cutover db`.
+#[derive(Debug, Args)]
+pub struct DbArgs {
+    #[command(subcommand)]
+    pub command: DbCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Applied, pending and drifted migrations.
+    Status,
+    /// The pending migrations: expand (before the switch) and contract (after the window).
+    Plan,
+    /// Apply the pending migrations (of one phase with `--phase`), each in a transaction.
+    Migrate {
+        /// `expand` or `contract`.
+        #[arg(long, value_name = "PHASE")]
+        phase: Option<String>,
+    },
+    /// Run down migrations: those applied after `--to VERSION` (default: the newest one),
+    /// contract first; refused across an irreversible one.
+    Rollback {
+        #[arg(long, value_name = "VERSION")]
+        to: Option<i64>,
+    },
+    /// Take a recovery point (pg_dump custom format / SQLite online backup) for ENV.
+    Snapshot { env: String },
+    /// Restore ENV's latest (or `--id`) recovery point after checking its digest.
+    Restore {
+        env: String,
+        #[arg(long)]
+        id: Option<String>,
+        /// Confirms that data written since the point is lost.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Restore the latest (or `--id`) recovery point into a scratch database and run the
+    /// `[database.drill]` query (or `--query`): it must return a row.
+    Drill {
+        env: String,
+        #[arg(long)]
+        id: Option<String>,
+        #[arg(long, value_name = "SQL")]
+        query: Option<String>,
+    },
 }
 
 /// `cutover serve`.
@@ -374,6 +463,43 @@ pub struct ServeArgs {
     /// The private key (PEM) of `--tls-cert`.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Let anyone read (GET) the API and dashboard without a token; writes still need one.
+    #[arg(long)]
+    pub public_read: bool,
+    /// Queue workers run in this process (deploy jobs, checks); 0 runs none.
+    #[arg(long, value_name = "N", default_value_t = 2,
+          value_parser = clap::value_parser!(u16).range(0..=64))]
+    pub workers: u16,
+}
+
+/// `cutover token`.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    #[command(subcommand)]
+    pub command: TokenCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; its secret is printed once (only its sha256 is stored).
+    Create {
+        /// A unique name; it is the actor of what the token does (e.g. an approver's email).
+        #[arg(long, value_name = "NAME")]
+        name: String,
+        /// viewer (read), deployer (read, deploy, approve), admin (everything, tokens).
+        #[arg(long, value_name = "SCOPE", value_parser = ["viewer", "deployer", "admin"])]
+        scope: String,
+        /// Limit a deployer to these environments (repeat; default: all).
+        #[arg(long = "env", value_name = "ENV")]
+        envs: Vec<String>,
+    },
+    /// List the tokens (never their secrets).
+    Ls,
+    /// Revoke a token: requests with it get 401 from then on.
+    Revoke {
+        /// The token's id (`cutover token ls`).
+        id: i64,
+    },
 }
 
 /// `cutover logs`.
@@ -393,6 +519,13 @@ pub struct LogsArgs {
     /// Keep printing new lines (across rotation) until interrupted.
     #[arg(long, short = 'f')]
     pub follow: bool,
+    /// The control plane the host's agent follows, for hosts other than `local` (default:
+    /// `$CUTOVER_CONTROL`, else `http://127.0.0.1:7447`, where `cutover serve` listens).
+    #[arg(long, value_name = "URL")]
+    pub control: Option<String>,
+    /// Trust only the CA certificates in this PEM file for an `https://` control plane.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -473,6 +606,59 @@ pub struct HistoryArgs {
     /// At most this many deployments (the newest).
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub limit: usize,
+}
+
+/// `cutover metrics`.
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    /// Start of the period: a duration back from now (`90d`, `12w`, `24h`) or a time (RFC 3339,
+    /// `YYYY-MM-DD`).
+    #[arg(long, value_name = "WHEN", default_value = "90d")]
+    pub since: String,
+    /// End of the period (exclusive; default: now); same forms as --since.
+    #[arg(long, value_name = "WHEN")]
+    pub until: Option<String>,
+    /// The environment (default: production, as `hotfix start` finds it).
+    #[arg(long, value_name = "ENV")]
+    pub env: Option<String>,
+}
+
+/// `cutover incident`.
+#[derive(Debug, Args)]
+pub struct IncidentArgs {
+    #[command(subcommand)]
+    pub command: IncidentCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IncidentCommand {
+    /// Open an incident, linked to the deployment that caused it.
+    Open {
+        /// The environment the incident is in.
+        #[arg(long, value_name = "ENV")]
+        env: String,
+        /// The deployment that caused it (default: the environment's live deployment).
+        #[arg(long, value_name = "DEPLOYMENT")]
+        caused_by: Option<i64>,
+        /// What is wrong.
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        summary: String,
+    },
+    /// Resolve an incident, linked to the deployment that restored service.
+    Resolve {
+        /// The incident's id.
+        id: i64,
+        /// The deployment that restored service (default: the environment's live deployment,
+        /// when it is not the one that caused the incident).
+        #[arg(long, value_name = "DEPLOYMENT")]
+        restored_by: Option<i64>,
+    },
+    /// List incidents, oldest first.
+    Ls {
+        /// Only this environment.
+        #[arg(long, value_name = "ENV")]
+        env: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]

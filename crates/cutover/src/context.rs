@@ -4,7 +4,9 @@
 use crate::cli::GlobalArgs;
 use crate::error::{CliError, Result, ResultExt};
 use crate::ui::Ui;
+use std::cell::OnceCell;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::Arc;
 
 /// The configuration file's name at the project root.
@@ -15,7 +17,18 @@ pub const STATE_DIR: &str = ".cutover";
 pub struct Ctx<'a> {
     pub ui: &'a Ui,
     pub global: GlobalArgs,
-    runtime: std::cell::OnceCell<tokio::runtime::Runtime>,
+    shared: Rc<Shared>,
+}
+
+/// What one command opens at most once, and shares with the steps it runs (`cutover ship` runs
+/// `release`, `check`, …): opening the SQLite store and asking git for the actor cost
+/// milliseconds each, which the rollback path cannot spare.
+#[derive(Default)]
+struct Shared {
+    // Declared before the runtime so that the store's pool is dropped while the runtime exists.
+    store: OnceCell<(String, Arc<dyn cutover_store::Store>)>,
+    actor: OnceCell<String>,
+    runtime: OnceCell<tokio::runtime::Runtime>,
 }
 
 impl<'a> Ctx<'a> {
@@ -23,7 +36,17 @@ impl<'a> Ctx<'a> {
         Self {
             ui,
             global,
-            runtime: std::cell::OnceCell::new(),
+            shared: Rc::default(),
+        }
+    }
+
+    /// A context for a step of this command with its own output settings, sharing this one's
+    /// runtime, store and actor.
+    pub fn step<'b>(&self, ui: &'b Ui, global: GlobalArgs) -> Ctx<'b> {
+        Ctx {
+            ui,
+            global,
+            shared: Rc::clone(&self.shared),
         }
     }
 
@@ -70,7 +93,7 @@ impl<'a> Ctx<'a> {
 
     /// A tokio runtime for the async libraries (the store, the agent protocol).
     pub fn block_on<F: Future>(&self, fut: F) -> F::Output {
-        let rt = self.runtime.get_or_init(|| {
+        let rt = self.shared.runtime.get_or_init(|| {
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
@@ -94,16 +117,30 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// Opens cutover's store (creating and migrating it when needed).
+    /// Opens cutover's store (creating and migrating it when needed), once per command: later
+    /// calls (with the same URL) return the same handle.
     pub fn store(&self) -> Result<Arc<dyn cutover_store::Store>> {
         let url = self.store_url()?;
-        self.block_on(cutover_store::open(&url))
-            .map_err(store_error)
+        if let Some((opened, store)) = self.shared.store.get()
+            && *opened == url
+        {
+            return Ok(Arc::clone(store));
+        }
+        let store = self
+            .block_on(cutover_store::open(&url))
+            .map_err(store_error)?;
+        // A step with another `--database` keeps its own (not cached).
+        let _ = self.shared.store.set((url, Arc::clone(&store)));
+        Ok(store)
     }
 
-    /// Who is acting: `CUTOVER_ACTOR`, else the git user's email, else the OS user.
+    /// Who is acting: `CUTOVER_ACTOR`, else the git user's email, else the OS user (looked up
+    /// once per command).
     pub fn actor(&self) -> String {
-        resolve_actor(self.project_root().ok().as_deref())
+        self.shared
+            .actor
+            .get_or_init(|| resolve_actor(self.project_root().ok().as_deref()))
+            .clone()
     }
 }
 

@@ -7,6 +7,7 @@ mod commands;
 mod context;
 mod error;
 pub mod local;
+mod stages;
 mod ui;
 
 use clap::Parser;

@@ -81,14 +81,16 @@ impl std::fmt::Debug for LocalControl {
 
 impl LocalControl {
     /// Binds .cutover/control.sock (when another live cutover process serves it, keeps retrying
-    /// the bind every 100 ms in the background), and when `local_agent` is true makes sure the
-    /// local agent daemon runs (registers host `local`, starts `cutover agent` detached, waits for
-    /// it to register) and wakes it, and every other agent following the socket, with SIGUSR1.
+    /// the bind every 100 ms in the background), and when `hosts` (those this command deploys to)
+    /// include `local` makes sure the local agent daemon runs (registers host `local`, starts
+    /// `cutover agent` detached, waits for it to register). Every agent following the socket is
+    /// woken with SIGUSR1; only those of `hosts` are waited for (briefly).
     pub async fn start(
         ctx: &Ctx<'_>,
         store: Arc<dyn Store>,
-        local_agent: bool,
+        hosts: &[String],
     ) -> Result<LocalControl> {
+        let local_agent = hosts.iter().any(|h| h == LOCAL_HOST);
         let root = ctx.project_root()?;
         let paths = LocalPaths::new(&root);
         std::fs::create_dir_all(&paths.state_dir).map_err(|e| {
@@ -129,8 +131,13 @@ impl LocalControl {
                 wait_registered(&*store, since, &me.paths, agent.fresh).await?;
                 tracing::debug!("control: local agent registered");
             }
-            // The others are not this command's to vouch for: a short, quiet wait.
-            let others: Vec<String> = woken.into_iter().filter(|n| n != LOCAL_HOST).collect();
+            // The other hosts of the environments are not this command's to vouch for: a short,
+            // quiet wait; agents of other environments reconnect by themselves (no wait on the
+            // rollback path for them).
+            let others: Vec<String> = woken
+                .into_iter()
+                .filter(|n| n != LOCAL_HOST && hosts.contains(n))
+                .collect();
             wait_seen(&*store, since, &others, OTHERS_TIMEOUT).await;
             tracing::debug!("control: other agents seen");
         } else if agent.is_some_and(|a| a.fresh) {

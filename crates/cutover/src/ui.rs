@@ -6,6 +6,7 @@ use crate::error::CliError;
 use anstream::{AutoStream, ColorChoice};
 use anstyle::{AnsiColor, Style};
 use std::io::{IsTerminal, Write};
+use std::sync::{Arc, Mutex};
 
 /// `--color`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -26,6 +27,9 @@ pub struct Ui {
     /// A step inside a command that prints one document (`cutover --json ship`): its own result
     /// goes to stderr so that stdout stays that one document.
     nested: bool,
+    /// A step under a live display (`cutover ship` on a terminal): everything it would write is
+    /// kept here, for the display to print above itself.
+    capture: Option<Arc<Mutex<String>>>,
 }
 
 pub const BOLD: Style = Style::new().bold();
@@ -49,7 +53,54 @@ impl Ui {
             verbose,
             choice,
             nested: false,
+            capture: None,
         }
+    }
+
+    /// The output of a step under a live display: kept (with `-q` applied), never written.
+    pub fn captured(&self) -> Ui {
+        Ui {
+            json: false,
+            capture: Some(Arc::default()),
+            ..self.clone()
+        }
+    }
+
+    /// What a [`Ui::captured`] step wrote since the last call.
+    pub fn take_captured(&self) -> String {
+        self.capture
+            .as_ref()
+            .map(|c| std::mem::take(&mut *c.lock().unwrap_or_else(|e| e.into_inner())))
+            .unwrap_or_default()
+    }
+
+    fn keep(&self, text: &str) -> bool {
+        match &self.capture {
+            Some(c) => {
+                c.lock().unwrap_or_else(|e| e.into_inner()).push_str(text);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether a live display (spinners, progress bars, redrawn lines) may be drawn on stderr:
+    /// a terminal, human output, not `-q`, and neither `NO_COLOR`, `CI` nor `TERM=dumb` set.
+    /// Otherwise commands print plain lines.
+    pub fn live(&self) -> bool {
+        let set = |v: &str| std::env::var_os(v).is_some_and(|x| !x.is_empty());
+        !self.json
+            && !self.quiet
+            && self.capture.is_none()
+            && !set("NO_COLOR")
+            && !set("CI")
+            && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
+            && std::io::stderr().is_terminal()
+    }
+
+    /// Whether colour is on for stderr (for displays that draw themselves).
+    pub fn color_on_stderr(&self) -> bool {
+        self.stderr().current_choice() != ColorChoice::Never
     }
 
     /// The output of a step inside a `--json` command: human, on stderr.
@@ -82,6 +133,9 @@ impl Ui {
     /// Human output on stdout (the result of the command).
     pub fn print(&self, text: impl AsRef<str>) {
         // A closed pipe (e.g. `| head`) is not an error worth reporting.
+        if self.keep(text.as_ref()) {
+            return;
+        }
         if self.nested {
             let mut out = self.stderr();
             let _ = out.write_all(text.as_ref().as_bytes());
@@ -114,17 +168,20 @@ impl Ui {
         if self.quiet {
             return;
         }
-        let _ = writeln!(
-            self.stderr(),
-            "{:>12} {text}",
-            Self::paint(GREEN.bold(), verb)
-        );
+        let line = format!("{:>12} {text}\n", Self::paint(GREEN.bold(), verb));
+        if self.keep(&line) {
+            return;
+        }
+        let _ = self.stderr().write_all(line.as_bytes());
     }
 
     /// Extra detail shown with `-v`.
     pub fn detail(&self, text: impl std::fmt::Display) {
         if self.verbose > 0 && !self.quiet {
-            let _ = writeln!(self.stderr(), "{}", Self::paint(DIM, text));
+            let line = format!("{}\n", Self::paint(DIM, text));
+            if !self.keep(&line) {
+                let _ = self.stderr().write_all(line.as_bytes());
+            }
         }
     }
 
@@ -132,7 +189,10 @@ impl Ui {
         if self.quiet {
             return;
         }
-        let _ = writeln!(self.stderr(), "{} {text}", Self::paint(YELLOW, "warning:"));
+        let line = format!("{} {text}\n", Self::paint(YELLOW, "warning:"));
+        if !self.keep(&line) {
+            let _ = self.stderr().write_all(line.as_bytes());
+        }
     }
 
     /// Renders an error: `error:`, then `caused by:` lines, then `hint:` lines, on stderr; under

@@ -23,6 +23,7 @@ use cutover_store::{AuditFilter, Store};
 use sha2::Digest as _;
 use tokio::sync::oneshot;
 
+mod logs;
 mod tls;
 
 /// A liveness bound, not a timing assertion: a wait that takes this long has hung.

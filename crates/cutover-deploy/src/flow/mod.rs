@@ -314,6 +314,9 @@ async fn drive(run: Run<'_>) -> Result<DeployOutcome, DeployError> {
 
 /// As [`drive`] with `strategy` instead of the environment's.
 async fn drive_as(mut run: Run<'_>, strategy: Strategy) -> Result<DeployOutcome, DeployError> {
+    if let Err(stop) = database_before_switch(&mut run).await {
+        return finish(run, Err(stop)).await;
+    }
     let result = match strategy {
         Strategy::BlueGreen => blue_green(&mut run, false).await,
         Strategy::Recreate => blue_green(&mut run, true).await,
@@ -335,10 +338,18 @@ async fn drive_as(mut run: Run<'_>, strategy: Strategy) -> Result<DeployOutcome,
             canary(&mut run, &weights, c.step.get(), t).await
         }
     };
+    finish(run, result).await
+}
+
+/// Live (then the contract migrations) or rolled back; releases the lock.
+async fn finish(mut run: Run<'_>, result: Flow) -> Result<DeployOutcome, DeployError> {
     let outcome = match result {
-        Ok(()) => DeployOutcome::Live {
-            deployment: run.dep.id,
-        },
+        Ok(()) => {
+            database_after_live(&mut run).await?;
+            DeployOutcome::Live {
+                deployment: run.dep.id,
+            }
+        }
         Err(Stop::Fail(reason)) => roll_back(&mut run, &reason).await?,
         Err(Stop::Error(e)) => return Err(*e),
     };

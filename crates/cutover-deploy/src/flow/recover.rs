@@ -156,6 +156,7 @@ pub(crate) async fn rollback(
             .ok_or_else(|| DeployError::NoEarlierRelease(environment.to_owned()))?,
     };
     let (release, digest) = release_with_artifact(engine, &version).await?;
+    crate::appdb::check_rollback(engine, environment, &version).await?;
     tracing::debug!(environment, %version, "rollback: target resolved");
     // Warm: every host runs it healthy in a slot its assignment still holds.
     let want = crate::desired::desired_release(&version, &digest);
@@ -201,6 +202,7 @@ pub(crate) async fn rollback(
             deployment: 0,
             state: State::Queued.as_str().to_owned(),
             message: format!("{version} is not warm on every host: redeploying it"),
+            step: None,
         });
         return deploy(
             engine,
@@ -248,7 +250,10 @@ pub(crate) async fn rollback(
     run.say(format!(
         "{version} is warm on every host: switching the routers only"
     ));
-    let result = warm_switch(&mut run).await;
+    let result = match database_before_switch(&mut run).await {
+        Ok(()) => warm_switch(&mut run).await,
+        Err(stop) => Err(stop),
+    };
     let outcome = match result {
         Ok(()) => DeployOutcome::Live {
             deployment: run.dep.id,

@@ -567,3 +567,19 @@ pub(super) async fn go_live(run: &mut Run<'_>, recreate: bool) -> Flow {
     ));
     Ok(())
 }
+
+/// The application database before anything of the release starts (expand migrations after a
+/// recovery point; a rollback's down migrations or restore): a failure stops the deployment
+/// before traffic moves.
+pub(super) async fn database_before_switch(run: &mut Run<'_>) -> Flow {
+    match crate::appdb::before_switch(run).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(reason)) => Err(Stop::Fail(reason)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The application database once the release is live: contract migrations (or their deferral).
+pub(super) async fn database_after_live(run: &mut Run<'_>) -> Result<(), DeployError> {
+    crate::appdb::after_live(run).await
+}

@@ -88,12 +88,14 @@ pub(super) async fn rolling(run: &mut Run<'_>, batch: BatchSize, max_unavailable
     let observe = run.target.env.observe.get();
     for (i, range) in batches.iter().enumerate() {
         let hosts: Vec<String> = all[range.clone()].to_vec();
-        run.say(format!(
-            "batch {}/{}: {}",
-            i + 1,
-            batches.len(),
-            hosts.join(", ")
-        ));
+        let step = crate::RolloutStep::Batch {
+            index: i,
+            of: batches.len(),
+        };
+        run.say_step(
+            Some(step),
+            format!("batch {}/{}: {}", i + 1, batches.len(), hosts.join(", ")),
+        );
         prepare(
             run,
             &hosts,
@@ -212,7 +214,12 @@ pub(super) async fn canary(
             false,
         )
         .await?;
-        run.say(format!("canary at {w}%"));
+        let at = crate::RolloutStep::Canary {
+            index: k,
+            of: weights.len(),
+            weight: w,
+        };
+        run.say_step(Some(at), format!("canary at {w}%"));
         let edit = move |p: &HostPlan, svc: &mut DesiredService| match p.old_slot {
             Some(old) if !last && svc.slots.contains_key(&old) => {
                 svc.routing.active = Some(old);

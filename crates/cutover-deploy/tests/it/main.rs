@@ -6,6 +6,7 @@
 //! of its own (filters: substrings of test names).
 #![allow(clippy::unwrap_used, clippy::print_stdout, clippy::print_stderr)]
 
+mod appdb;
 mod world;
 
 use std::process::ExitCode;
@@ -83,7 +84,36 @@ const TESTS: &[(&str, TestFn)] = &[
         bad_input_is_refused_and_changes_nothing,
     ),
     ("postgres_smoke", postgres_smoke),
+    (
+        "app_database_expand_contract_rollback_restore_sqlite",
+        app_database_sqlite,
+    ),
+    (
+        "app_database_expand_contract_rollback_restore_postgres",
+        app_database_postgres,
+    ),
+    (
+        "a_failing_migration_stops_the_deployment",
+        a_failing_migration_stops_the_deployment,
+    ),
 ];
+
+fn app_database_sqlite() {
+    rt().block_on(appdb::expand_contract_rollback_and_restore(None));
+}
+
+fn app_database_postgres() {
+    let admin = std::env::var("CUTOVER_TEST_PG_URL").unwrap_or_else(|_| {
+        panic!(
+            "CUTOVER_TEST_PG_URL is not set: run `cargo xtask pg -- cargo test -p cutover-deploy`"
+        )
+    });
+    rt().block_on(appdb::expand_contract_rollback_and_restore(Some(&admin)));
+}
+
+fn a_failing_migration_stops_the_deployment() {
+    rt().block_on(appdb::a_failing_migration_stops_the_deployment());
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();

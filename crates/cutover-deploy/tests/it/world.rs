@@ -579,6 +579,29 @@ impl World {
     }
 }
 
+impl Drop for World {
+    /// The slots of a killed agent (`kill_agent`) keep running by design, and a failed test
+    /// never reaches `stop`: whatever still runs in this world's directory is killed.
+    fn drop(&mut self) {
+        let dir =
+            std::fs::canonicalize(self.dir.path()).unwrap_or_else(|_| self.dir.path().to_owned());
+        let Ok(procs) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        for entry in procs.flatten() {
+            if let Ok(cwd) = std::fs::read_link(entry.path().join("cwd"))
+                && cwd.starts_with(&dir)
+                && let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>()
+                && pid != std::process::id()
+            {
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+        }
+    }
+}
+
 pub struct Load {
     stop: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<BTreeMap<String, u64>>,

@@ -125,7 +125,8 @@ fn start_local(ctx: &Ctx<'_>) -> Result<()> {
     let paths = LocalPaths::new(&ctx.project_root()?);
     let was = running_agent(&paths);
     ctx.block_on(async {
-        let control = LocalControl::start(ctx, store, true).await?;
+        let control =
+            LocalControl::start(ctx, store, &[crate::local::LOCAL_HOST.to_owned()]).await?;
         control.stop().await;
         Ok::<_, CliError>(())
     })?;

@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::cli::{DeployArgs, RollbackArgs};
 use crate::context::{Ctx, STATE_DIR, store_error};
 use crate::error::{CliError, Result};
-use crate::local::{LOCAL_HOST, LocalControl};
+use crate::local::LocalControl;
 
 pub fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> Result<()> {
     let config = ctx.config()?;
@@ -41,7 +41,6 @@ pub fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> Result<()> {
     if let Some((env, _)) = &target {
         envs.push(env);
     }
-    let local_agent = envs.iter().any(|e| uses_local(&config, e));
     // The environment's gates (soak, approvals, freeze, checks, policies) must be open before
     // anything starts.
     if let Some((env, version)) = target.as_ref().filter(|_| !args.resume) {
@@ -55,7 +54,7 @@ pub fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> Result<()> {
             args.override_freeze.as_deref(),
         ))?;
     }
-    let session = Session::open(ctx, store.clone(), config, local_agent)?;
+    let session = Session::open(ctx, store.clone(), config, &envs)?;
     let render = |p: Progress| render_progress(ctx, &p);
     let result = ctx.block_on(async {
         if !unfinished.is_empty() {
@@ -103,19 +102,32 @@ pub fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> Result<()> {
 pub fn rollback(ctx: &Ctx<'_>, args: &RollbackArgs) -> Result<()> {
     let config = ctx.config()?;
     check_environment(&config, &args.env)?;
+    if args.restore_recovery_point && !args.yes {
+        return Err(CliError::usage(
+            "--restore-recovery-point replaces the application database with the recovery point taken before the reverted release: data written since is lost",
+        )
+        .with_hint("add --yes to confirm"));
+    }
     let store = ctx.store()?;
     check_rollback_target(ctx, &*store, &args.env, args.to.as_deref())?;
     tracing::debug!("rollback: configuration, store and target checked");
-    let local_agent = uses_local(&config, &args.env);
-    let session = Session::open(ctx, store.clone(), config, local_agent)?;
+    let session = Session::open(ctx, store.clone(), config, &[args.env.as_str()])?;
     tracing::debug!("rollback: control plane ready");
     let render = |p: Progress| render_progress(ctx, &p);
     let result = ctx.block_on(async {
-        let outcome = session
-            .engine
-            .rollback(&args.env, args.to.as_deref(), &render)
-            .await
-            .map_err(deploy_error)?;
+        let outcome = if args.restore_recovery_point {
+            ctx.ui.warn("restoring the application database's recovery point: data written since it was taken is lost");
+            session
+                .engine
+                .rollback_restoring(&args.env, args.to.as_deref(), &render)
+                .await
+        } else {
+            session
+                .engine
+                .rollback(&args.env, args.to.as_deref(), &render)
+                .await
+        }
+        .map_err(deploy_error)?;
         let version = deployed_version(&*store, &outcome).await;
         Ok::<_, CliError>(Done::One {
             outcome,
@@ -145,12 +157,21 @@ pub(super) struct Session {
 }
 
 impl Session {
+    /// The engine for deployments to `envs`: the control plane waits for (only) their hosts'
+    /// agents, and starts the local agent when one of them is `local`.
     pub(super) fn open(
         ctx: &Ctx<'_>,
         store: Arc<dyn Store>,
         config: cutover_config::Config,
-        local_agent: bool,
+        envs: &[&str],
     ) -> Result<Self> {
+        let mut hosts: Vec<String> = envs
+            .iter()
+            .filter_map(|e| config.environments.get(*e))
+            .flat_map(super::env_host_names)
+            .collect();
+        hosts.sort();
+        hosts.dedup();
         let root = ctx.project_root()?;
         let key = cutover_proof::load_or_create(&root.join(STATE_DIR)).map_err(|e| {
             let hint = e.hint();
@@ -158,7 +179,7 @@ impl Session {
                 .with_cause(e)
                 .with_hint_opt(hint)
         })?;
-        let control = ctx.block_on(LocalControl::start(ctx, store.clone(), local_agent))?;
+        let control = ctx.block_on(LocalControl::start(ctx, store.clone(), &hosts))?;
         let engine = Engine::with_signer(
             store,
             control.state().clone(),
@@ -213,13 +234,6 @@ pub(super) fn render_progress(ctx: &Ctx<'_>, p: &Progress) {
         &p.state,
         format!("deployment {}: {}", p.deployment, p.message),
     );
-}
-
-pub(super) fn uses_local(config: &cutover_config::Config, env: &str) -> bool {
-    config
-        .environments
-        .get(env)
-        .is_some_and(|e| super::env_host_names(e).iter().any(|h| h == LOCAL_HOST))
 }
 
 pub(super) fn check_environment(config: &cutover_config::Config, env: &str) -> Result<()> {

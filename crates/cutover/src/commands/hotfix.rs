@@ -1,7 +1,8 @@
 //! `cutover hotfix start [--from TAG]`: a `hotfix/<next patch>` branch at the release that is live
 //! in production (from the deployment records, or `--from`), checked out.
 //! `cutover hotfix finish`: the patch release from that branch, refusing features and breaking
-//! changes, recorded as `kind = hotfix` (its jobs go first); prints the commits to bring back.
+//! changes, recorded as `kind = hotfix` (its jobs go first), linked (`release.link`) to the production
+//! deployment live when the branch was cut (`hotfix.start`); prints the commits to bring back.
 
 use super::plan::{Selection, optional_config, release_options};
 use super::release::{record_and_report, settings, ship_error};
@@ -70,6 +71,24 @@ fn start(ctx: &Ctx<'_>, from: Option<&str>) -> Result<()> {
     let branch = format!("hotfix/{next}");
     cutover_git::write::create_branch(&root, &branch, &tag_commit.to_string())
         .map_err(|e| git_error(&e))?;
+    if let Some(l) = &live {
+        // The explicit record `hotfix finish` turns into `release.link` (the deployment this
+        // hotfix fixes), read by the change failure rate of `cutover metrics`.
+        let start = cutover_metrics::links::HotfixStart {
+            version: next.to_string(),
+            branch: branch.clone(),
+            from: from.clone(),
+            environment: l.environment.clone(),
+            live_deployment: l.deployment,
+        };
+        let store = ctx.store()?;
+        ctx.block_on(cutover_metrics::links::record_hotfix_start(
+            &*store,
+            &start,
+            &ctx.actor(),
+        ))
+        .map_err(super::metrics::metrics_error)?;
+    }
     if ctx.global.json {
         ctx.ui.print_json(&serde_json::json!({
             "branch": branch, "from": from, "version": next.to_string(),
@@ -192,6 +211,29 @@ fn finish(ctx: &Ctx<'_>, dry_run: bool, push: Option<String>) -> Result<()> {
     let settings = settings(&root, config.as_ref(), options, dry_run, push, true);
     let released = cutover_release::ship::release(&root, &settings).map_err(|e| ship_error(&e))?;
     record_and_report(ctx, &released, dry_run, cutover_store::ReleaseKind::Hotfix)?;
+    if !dry_run {
+        // Links the release to the production deployment live when the branch was cut (recorded
+        // by `hotfix start`); nothing is linked for a branch started with `--from`.
+        // The release is made by now: a link that cannot be written is a warning, not a failure.
+        let store = ctx.store()?;
+        match ctx.block_on(cutover_metrics::links::link_hotfix_release(
+            &*store,
+            &released.planned.plan.next.version,
+            &ctx.actor(),
+        )) {
+            Ok(Some(link)) if !ctx.global.json => ctx.ui.status(
+                "Linked",
+                format!(
+                    "{} as the fix of deployment #{} in {}",
+                    link.version, link.fixes_deployment, link.environment
+                ),
+            ),
+            Ok(_) => {}
+            Err(e) => ctx.ui.warn(format!(
+                "the release is recorded, but not its link to the deployment it fixes: {e}"
+            )),
+        }
+    }
     if !ctx.global.json {
         let mut ids: Vec<String> = released
             .planned

@@ -1,22 +1,27 @@
-//! `cutover logs ENV`: the slots' rotating log files kept by the local agent, and `--follow`.
+//! `cutover logs ENV`: the slots' rotating log files, and `--follow`.
+//!
+//! The local agent's files are read directly. Another host's are read through the control plane
+//! its agent follows (hosts open no inbound port): the read is recorded as an audit event
+//! `logs.read` carrying the hash of a one-time key, and `GET /agent/v1/logs/read` with that key
+//! makes the control plane relay it to the agent (see `cutover_control::logs`).
 
 use std::collections::BTreeMap;
-use std::io::{Read as _, Seek as _, SeekFrom};
-use std::os::unix::fs::MetadataExt as _;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use cutover_agent::protocol::Assignment;
+use cutover_agent::client::{Client, ClientError, ControlUrl};
+use cutover_agent::logs::{Follower, STREAMS};
+use cutover_agent::protocol::{Assignment, LogLine};
 use cutover_agent::runtime::{Layout, Slot, tail_log};
+use cutover_control::LogQuery;
 use serde_json::json;
 
 use crate::cli::LogsArgs;
-use crate::context::Ctx;
+use crate::context::{Ctx, store_error};
 use crate::error::{CliError, Result};
 use crate::local::{LOCAL_HOST, LocalPaths};
 
-/// The streams a slot writes (`err` also holds the agent's notes on starts and exits).
-const STREAMS: [&str; 2] = ["out", "err"];
+/// Where `cutover serve` listens by default.
+const DEFAULT_CONTROL: &str = "http://127.0.0.1:7447";
 const FOLLOW_INTERVAL: Duration = Duration::from_millis(200);
 
 /// One log file shown: which service, slot and stream.
@@ -81,12 +86,7 @@ pub fn run(ctx: &Ctx<'_>, args: &LogsArgs) -> Result<()> {
         }
     };
     if host != LOCAL_HOST {
-        return Err(CliError::usage(format!(
-            "the logs of host `{host}` are kept on that host, by its agent"
-        ))
-        .with_hint(format!(
-            "read `<root>/<service>/logs/<slot>.<out|err>.log` under the `--root` of `cutover agent --name {host}`; only `{LOCAL_HOST}` is read from here"
-        )));
+        return remote(ctx, args, env, &host, slot);
     }
     let paths = LocalPaths::new(&ctx.project_root()?);
     let layout = Layout::new(&paths.agent_root);
@@ -205,6 +205,11 @@ fn env_services(layout: &Layout, listen: Option<&str>) -> Vec<String> {
     let Ok(assignment) = serde_json::from_slice::<Assignment>(&bytes) else {
         return Vec::new();
     };
+    services_listening(&assignment, listen)
+}
+
+/// The services of `assignment` whose router listens on `listen` (all when it is unknown).
+fn services_listening(assignment: &Assignment, listen: Option<&str>) -> Vec<String> {
     let by_listen: BTreeMap<&String, String> = assignment
         .services
         .iter()
@@ -218,144 +223,201 @@ fn env_services(layout: &Layout, listen: Option<&str>) -> Vec<String> {
         .collect()
 }
 
-/// Follows one log file across rotation (`x.log` renamed to `x.log.1`, a new `x.log` created)
-/// and truncation, printing whole lines only.
-#[derive(Debug)]
-struct Follower {
-    path: PathBuf,
-    /// (inode, offset) of the file read so far.
-    at: Option<(u64, u64)>,
-    partial: Vec<u8>,
-}
-
-impl Follower {
-    fn at_end(path: PathBuf) -> Self {
-        let at = std::fs::metadata(&path).ok().map(|m| (m.ino(), m.len()));
-        Self {
-            path,
-            at,
-            partial: Vec::new(),
+/// `cutover logs ENV --host H` for a host other than `local`: through the control plane.
+fn remote(
+    ctx: &Ctx<'_>,
+    args: &LogsArgs,
+    env: &cutover_config::Environment,
+    host: &str,
+    slot: Option<Slot>,
+) -> Result<()> {
+    let store = ctx.store()?;
+    let url_text = args
+        .control
+        .clone()
+        .or_else(|| {
+            std::env::var("CUTOVER_CONTROL")
+                .ok()
+                .filter(|v| !v.is_empty())
+        })
+        .unwrap_or_else(|| DEFAULT_CONTROL.to_owned());
+    let url = ControlUrl::parse(&url_text, false).map_err(|e| {
+        CliError::usage(e.to_string())
+            .with_hint("pass `--control URL`: the URL the host's agent follows")
+    })?;
+    let mut client_ca = None;
+    if let Some(ca) = &args.ca_file {
+        // Checked before anything is recorded.
+        Client::log_reader(url.clone(), String::new())
+            .with_ca_file(ca)
+            .map_err(|e| CliError::usage(e.to_string()))?;
+        client_ca = Some(ca.clone());
+    }
+    let listen = super::env_host_listen(env, host);
+    let (mut stream, many_services) = ctx.block_on(async {
+        let known = store.get_host(host).await.map_err(store_error)?;
+        if known.is_none() {
+            return Err(CliError::usage(format!(
+                "host `{host}` is not registered with the control plane"
+            ))
+            .with_hint(format!(
+                "`cutover host add {host} --token-file FILE`, then on that host `cutover agent --name {host} --control URL --token-file FILE --root DIR`"
+            )));
         }
-    }
-
-    fn rotated(&self) -> PathBuf {
-        let mut p = self.path.clone().into_os_string();
-        p.push(".1");
-        p.into()
-    }
-
-    fn poll(&mut self) -> Vec<String> {
-        let mut lines = Vec::new();
-        let current = std::fs::metadata(&self.path).ok();
-        match (self.at, current) {
-            (Some((ino, offset)), Some(meta)) if meta.ino() == ino => {
-                // Truncated in place (a policy that keeps no rotated files): start over.
-                let from = if meta.len() < offset { 0 } else { offset };
-                let end = read_from(&self.path, from, &mut self.partial, &mut lines);
-                self.at = Some((ino, end.unwrap_or(from)));
+        let assignment = store
+            .current_assignment(host)
+            .await
+            .map_err(store_error)?
+            .and_then(|a| serde_json::from_value::<Assignment>(a.desired).ok());
+        let services = assignment
+            .map(|a| services_listening(&a, listen.as_deref()))
+            .unwrap_or_default();
+        if services.is_empty() {
+            return Err(CliError::failed(format!(
+                "nothing of environment `{}` runs on host `{host}` yet",
+                args.env
+            ))
+            .with_hint(format!("`cutover deploy {}` starts it", args.env)));
+        }
+        let many = services.len() > 1;
+        let query = LogQuery {
+            services,
+            slot,
+            lines: args.lines,
+            follow: args.follow,
+        };
+        let (seq, key) =
+            cutover_control::authorize_log_read(&*store, &ctx.actor(), &args.env, host, &query)
+                .await
+                .map_err(store_error)?;
+        let mut client = Client::log_reader(url.clone(), key);
+        if let Some(ca) = &client_ca {
+            client = client
+                .with_ca_file(ca)
+                .map_err(|e| CliError::usage(e.to_string()))?;
+        }
+        let stream = client.read_logs(seq).await.map_err(|e| read_error(&e, host))?;
+        Ok((stream, many))
+    })?;
+    let label = |l: &LogLine| {
+        if many_services {
+            format!("{} {}/{}", l.service, l.slot, l.stream)
+        } else {
+            format!("{}/{}", l.slot, l.stream)
+        }
+    };
+    // Not following: gathered, then printed (grouped by log for --json, as for `local`).
+    let mut shown: Vec<LogLine> = Vec::new();
+    let emit = |l: &LogLine| {
+        if ctx.global.json {
+            ctx.ui.print(format!(
+                "{}\n",
+                json!({ "service": l.service, "slot": l.slot.as_str(), "stream": l.stream, "line": l.line })
+            ));
+        } else {
+            ctx.ui.println(format!("{} | {}", label(l), l.line));
+        }
+    };
+    ctx.block_on(async {
+        let watch = |kind| {
+            tokio::signal::unix::signal(kind)
+                .map_err(|e| CliError::internal("cannot watch for signals").with_cause(e))
+        };
+        let mut term = watch(tokio::signal::unix::SignalKind::terminate())?;
+        let mut int = watch(tokio::signal::unix::SignalKind::interrupt())?;
+        loop {
+            let next = tokio::select! {
+                _ = int.recv() => return Ok(()),
+                _ = term.recv() => return Ok(()),
+                n = stream.next_line() => n,
+            };
+            let Some(text) = next.map_err(|e| read_error(&e, host))? else {
+                break;
+            };
+            if text.trim().is_empty() {
+                continue; // a heartbeat
             }
-            (Some((ino, offset)), current) => {
-                // Rotated: finish the old file (now `.1`) before starting the new one.
-                let old = self.rotated();
-                if std::fs::metadata(&old).is_ok_and(|m| m.ino() == ino) {
-                    let _ = read_from(&old, offset, &mut self.partial, &mut lines);
+            if let Ok(line) = serde_json::from_str::<LogLine>(&text) {
+                if args.follow {
+                    emit(&line);
+                } else {
+                    shown.push(line);
                 }
-                self.flush_partial(&mut lines);
-                self.at = None;
-                if let Some(meta) = current {
-                    let end = read_from(&self.path, 0, &mut self.partial, &mut lines);
-                    self.at = Some((meta.ino(), end.unwrap_or(0)));
-                }
+                continue;
             }
-            (None, Some(meta)) => {
-                let end = read_from(&self.path, 0, &mut self.partial, &mut lines);
-                self.at = Some((meta.ino(), end.unwrap_or(0)));
+            let error = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v["error"].as_str().map(str::to_owned))
+                .unwrap_or(text);
+            return Err(CliError::failed(format!(
+                "the agent of host `{host}` could not read its logs: {error}"
+            )));
+        }
+        if args.follow {
+            return Err(CliError::failed(format!(
+                "the control plane stopped relaying the logs of host `{host}`"
+            ))
+            .with_hint("the agent or the control plane went away; run the command again"));
+        }
+        Ok(())
+    })?;
+    if args.follow {
+        return Ok(());
+    }
+    if ctx.global.json {
+        let mut logs: Vec<serde_json::Value> = Vec::new();
+        let mut last: Option<(String, Slot, String)> = None;
+        for l in &shown {
+            let key = (l.service.clone(), l.slot, l.stream.clone());
+            if last.as_ref() != Some(&key) {
+                logs.push(json!({ "service": l.service, "slot": l.slot.as_str(), "stream": l.stream, "lines": [] }));
+                last = Some(key);
             }
-            (None, None) => {}
+            if let Some(serde_json::Value::Array(lines)) = logs.last_mut().map(|v| &mut v["lines"])
+            {
+                lines.push(json!(l.line));
+            }
         }
-        lines
+        ctx.ui
+            .print_json(&json!({ "environment": args.env, "host": host, "logs": logs }));
+        return Ok(());
     }
-
-    fn flush_partial(&mut self, lines: &mut Vec<String>) {
-        if !self.partial.is_empty() {
-            lines.push(String::from_utf8_lossy(&self.partial).into_owned());
-            self.partial.clear();
-        }
+    for l in &shown {
+        emit(l);
     }
+    if shown.is_empty() {
+        ctx.ui.status("empty", "no log lines yet");
+    }
+    Ok(())
 }
 
-/// Reads `path` from `offset` to its end, appending whole lines to `lines` and keeping an
-/// unfinished last line in `partial`; returns the new offset.
-fn read_from(
-    path: &Path,
-    offset: u64,
-    partial: &mut Vec<u8>,
-    lines: &mut Vec<String>,
-) -> Option<u64> {
-    let mut file = std::fs::File::open(path).ok()?;
-    file.seek(SeekFrom::Start(offset)).ok()?;
-    let mut buf = Vec::new();
-    file.read_to_end(&mut buf).ok()?;
-    let end = offset + buf.len() as u64;
-    partial.extend_from_slice(&buf);
-    while let Some(pos) = partial.iter().position(|b| *b == b'\n') {
-        let line: Vec<u8> = partial.drain(..=pos).collect();
-        lines.push(String::from_utf8_lossy(&line[..line.len() - 1]).into_owned());
-    }
-    Some(end)
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-    use std::io::Write as _;
-
-    #[test]
-    fn a_follower_reads_new_lines_across_rotation_and_truncation() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("blue.out.log");
-        std::fs::write(&path, "old\n").unwrap();
-        let mut f = Follower::at_end(path.clone());
-        assert!(f.poll().is_empty());
-        let mut file = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .unwrap();
-        write!(file, "one\ntw").unwrap();
-        assert_eq!(f.poll(), vec!["one"]);
-        writeln!(file, "o").unwrap();
-        // Rotation: the rest of the old file is read from `.1`, then the new file from its start.
-        writeln!(file, "three").unwrap();
-        std::fs::rename(&path, dir.path().join("blue.out.log.1")).unwrap();
-        std::fs::write(&path, "four\n").unwrap();
-        assert_eq!(f.poll(), vec!["two", "three", "four"]);
-        // Truncation in place.
-        std::fs::write(&path, "5\n").unwrap();
-        assert_eq!(f.poll(), vec!["5"]);
-    }
-
-    proptest::proptest! {
-        /// Whatever a slot writes, in whatever pieces, following yields exactly its lines.
-        #[test]
-        fn following_yields_every_line_whole(chunks in proptest::collection::vec("(?s).{0,40}", 0..12)) {
-            let dir = tempfile::tempdir().unwrap();
-            let path = dir.path().join("x.log");
-            std::fs::write(&path, "").unwrap();
-            let mut f = Follower::at_end(path.clone());
-            let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
-            let mut seen = Vec::new();
-            let mut all = String::new();
-            for c in &chunks {
-                file.write_all(c.as_bytes()).unwrap();
-                all.push_str(c);
-                seen.extend(f.poll());
+/// What a failed read says, with where to look.
+fn read_error(e: &ClientError, host: &str) -> CliError {
+    match e {
+        ClientError::Connect { url, .. } => CliError::failed(format!(
+            "cannot reach the control plane at {url} to read the logs of host `{host}`"
+        ))
+        .with_cause(e.to_string())
+        .with_hint(
+            "remote agents follow `cutover serve`: start it, or pass `--control URL` (or set CUTOVER_CONTROL) to the URL the agent follows",
+        ),
+        ClientError::Status { status, body, .. } => {
+            let message = serde_json::from_str::<serde_json::Value>(body)
+                .ok()
+                .and_then(|v| v["error"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| body.clone());
+            let err = CliError::failed(format!(
+                "the control plane refused the log read ({status}): {message}"
+            ));
+            if *status == 504 {
+                err.with_hint(format!(
+                    "is `cutover agent --name {host}` running and connected to this control plane? `cutover host ls` shows when it was last seen"
+                ))
+            } else {
+                err
             }
-            let mut expected: Vec<String> = all.split('\n').map(str::to_owned).collect();
-            // The unfinished last piece is not a line yet.
-            let rest = expected.pop().unwrap_or_default();
-            proptest::prop_assert_eq!(&seen, &expected);
-            proptest::prop_assert_eq!(f.partial, rest.into_bytes());
         }
+        other => CliError::failed(format!("reading the logs of host `{host}` failed"))
+            .with_cause(other.to_string()),
     }
 }

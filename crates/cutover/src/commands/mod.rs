@@ -17,22 +17,28 @@ mod bom;
 mod changelog;
 mod completions;
 mod config;
+mod db;
 mod demo;
 mod deploy;
 mod gates;
 mod history;
 mod hotfix;
+mod incident;
 mod init;
 mod logs;
+mod metrics;
 mod notice;
 mod plan;
+mod promote;
 mod proof;
 mod queue;
 mod release;
 mod serve;
 mod ship;
 mod status;
+mod token;
 mod vulns;
+mod worker;
 
 use crate::cli::{Cli, Command};
 use crate::context::Ctx;
@@ -55,20 +61,24 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<()> {
         Command::Hotfix(args) => hotfix::run(&ctx, &args),
         Command::Queue(args) => queue::queue(&ctx, &args),
         Command::Check(args) => queue::check(&ctx, &args),
-        Command::Worker(args) => queue::worker(&ctx, &args),
+        Command::Worker(args) => worker::run(&ctx, &args),
         Command::Agent(args) => agent::run(&ctx, &args),
         Command::Host(args) => agent::host(&ctx, &args),
         Command::Deploy(args) => deploy::deploy(&ctx, &args),
         Command::Rollback(args) => deploy::rollback(&ctx, &args),
+        Command::Db(args) => db::run(&ctx, &args),
         Command::Status(args) => status::run(&ctx, &args),
         Command::History(args) => history::run(&ctx, &args),
+        Command::Metrics(args) => metrics::run(&ctx, &args),
+        Command::Incident(args) => incident::run(&ctx, &args),
         Command::Proof(args) => proof::run(&ctx, &args),
         Command::Serve(args) => serve::run(&ctx, &args),
+        Command::Token(args) => token::run(&ctx, &args),
         Command::Logs(args) => logs::run(&ctx, &args),
         Command::Approve(args) => approve::run(&ctx, &args),
         Command::Gates(args) => gates::run(&ctx, &args),
         Command::Ship(args) => ship::ship(&ctx, &args),
-        Command::Promote(args) => ship::promote(&ctx, &args),
+        Command::Promote(args) => promote::run(&ctx, &args),
         Command::Completions(args) => completions::run(&args),
         Command::Testapp(args) => cutover_testapp::run(args).map_err(|e| {
             crate::error::CliError::failed("the test app stopped with an error").with_cause(e)

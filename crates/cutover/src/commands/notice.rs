@@ -2,8 +2,9 @@
 //! expected deployment, changes with breaking ones first and their migration notes, early access,
 //! slots for the BOM diff and the vulnerabilities new since the release live in production),
 //! recorded in the store with its audit event.
-//! `--send` delivers it; until the notification channels exist that means a file under
-//! `.cutover/notices/`, marked sent in the store.
+//! `--send` marks it sent (audit `notice.sent`), keeps a copy under `.cutover/notices/`, and
+//! runs the notification dispatcher once, which delivers it (and anything else pending) to the
+//! `[notify]` channels that take the `notice` event.
 
 use super::plan::{Selection, optional_config, release_error, release_options};
 use crate::cli::{NoticeArgs, NoticeFormatArg};
@@ -138,6 +139,7 @@ pub fn run(ctx: &Ctx<'_>, args: &NoticeArgs) -> Result<()> {
     };
 
     let mut sent_to = None;
+    let mut notifications = None;
     if args.send {
         let dir = root.join(STATE_DIR).join("notices");
         std::fs::create_dir_all(&dir).map_err(|e| {
@@ -149,6 +151,12 @@ pub fn run(ctx: &Ctx<'_>, args: &NoticeArgs) -> Result<()> {
             NoticeFormat::Json => "json",
         };
         let path = dir.join(format!("{version}-{id}.{ext}"));
+        // With `[notify]` the dispatcher delivers it below; the file stays as the sent copy.
+        let channel = if config.as_ref().is_some_and(|c| c.notify.is_some()) {
+            "notify"
+        } else {
+            "file"
+        };
         std::fs::write(&path, &content).map_err(|e| {
             CliError::internal(format!("cannot write `{}`", path.display())).with_cause(e)
         })?;
@@ -158,11 +166,12 @@ pub fn run(ctx: &Ctx<'_>, args: &NoticeArgs) -> Result<()> {
                 ctx.actor(),
                 "notice.sent",
                 format!("release/{version}"),
-                serde_json::json!({ "id": id, "channel": "file", "path": path }),
+                serde_json::json!({ "id": id, "channel": channel, "path": path }),
             ),
         ))
         .map_err(store_error)?;
         sent_to = Some(path);
+        notifications = dispatch_notifications(ctx);
     }
 
     if ctx.global.json {
@@ -173,6 +182,7 @@ pub fn run(ctx: &Ctx<'_>, args: &NoticeArgs) -> Result<()> {
             "content": content,
             "recipients": recipients,
             "sent_to": sent_to,
+            "notifications": notifications,
         }));
     } else {
         ctx.ui.print(&content);
@@ -183,6 +193,44 @@ pub fn run(ctx: &Ctx<'_>, args: &NoticeArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Runs the notification dispatcher once (bounded by [`cutover_notify::DEFAULT_CLI_DEADLINE`]):
+/// what is pending in the audit log goes to the `[notify]` channels. Call it at the end of the
+/// commands that write notifying events (deploy, rollback, release, notice --send, incident).
+/// Never fails: problems become warnings. `None` without a `[notify]` section (or a readable
+/// config and store).
+pub(crate) fn dispatch_notifications(ctx: &Ctx<'_>) -> Option<cutover_notify::DispatchReport> {
+    let config = optional_config(ctx).ok()??;
+    config.notify.as_ref()?;
+    let root = ctx.project_root().ok()?;
+    let store = ctx.store().ok()?;
+    let report = ctx.block_on(cutover_notify::dispatch_for_cli(
+        store.as_ref(),
+        &config,
+        &root,
+    ));
+    for problem in report.problems() {
+        ctx.ui.warn(problem);
+    }
+    for channel in &report.channels {
+        if !channel.sent.is_empty() {
+            ctx.ui.status(
+                "Notified",
+                format!(
+                    "{} ({} notification{})",
+                    channel.channel,
+                    channel.sent.len(),
+                    if channel.sent.len() == 1 { "" } else { "s" }
+                ),
+            );
+        }
+    }
+    if report.deadline_reached {
+        ctx.ui
+            .warn("notifications left to send: the next command (or `cutover serve`) sends them");
+    }
+    Some(report)
 }
 
 /// The first moment at or after `now`, in quarter-hour steps over the next 60 days, that no

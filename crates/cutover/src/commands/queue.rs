@@ -1,17 +1,15 @@
-//! `cutover queue [ls | cancel ID | bump ID --priority P]`, `cutover check [log ID]` and
-//! `cutover worker`: the job queue, QA checks through it, and extra workers.
+//! `cutover queue [ls | cancel ID | bump ID --priority P]` and `cutover check [log ID]`: the job
+//! queue and QA checks through it (`cutover worker`, extra workers, is in `worker.rs`).
 
 use std::sync::Arc;
 
 use cutover_core::queue::{JobClass, JobState, QueuePolicy};
 use cutover_queue::check::CheckSpec;
-use cutover_queue::{
-    CHECK_KIND, CheckRun, Registry, WorkerConfig, run_checks, run_workers, shutdown_signal,
-};
+use cutover_queue::{CHECK_KIND, CheckRun, WorkerConfig, run_checks};
 use cutover_store::{Job, JobFilter, ReleaseKind};
 use serde_json::json;
 
-use crate::cli::{CheckArgs, CheckCommand, QueueArgs, QueueCommand, WorkerArgs};
+use crate::cli::{CheckArgs, CheckCommand, QueueArgs, QueueCommand};
 use crate::context::{Ctx, store_error};
 use crate::error::{CliError, Result};
 use crate::ui::{BOLD, DIM, GREEN, RED, Ui, YELLOW};
@@ -331,46 +329,4 @@ fn log(ctx: &Ctx<'_>, id: i64) -> Result<()> {
             Ok(())
         }
     }
-}
-
-pub fn worker(ctx: &Ctx<'_>, args: &WorkerArgs) -> Result<()> {
-    let store = ctx.store()?;
-    let count = args.workers.max(1);
-    let config = WorkerConfig::new(WorkerConfig::default_name(0), ctx.actor());
-    ctx.ui.status(
-        "Working",
-        format!(
-            "{count} worker(s) as {} on {}; Ctrl-C stops them after their jobs",
-            config.name,
-            store.location()
-        ),
-    );
-    let stats = ctx.block_on(async move {
-        let (stop, listener) = shutdown_signal();
-        let pool = tokio::spawn(run_workers(
-            store,
-            Registry::builtin(),
-            config,
-            count,
-            listener,
-        ));
-        // An error here means no signal handler could be installed: then run until killed.
-        if tokio::signal::ctrl_c().await.is_ok() {
-            stop.trigger();
-        }
-        pool.await
-    });
-    let stats =
-        stats.map_err(|e| CliError::internal("the workers stopped abnormally").with_cause(e))?;
-    let (done, failed) = stats
-        .iter()
-        .fold((0, 0), |(d, f), s| (d + s.completed, f + s.failed));
-    if ctx.global.json {
-        ctx.ui
-            .print_json(&json!({ "completed": done, "failed": failed }));
-    } else {
-        ctx.ui
-            .println(format!("stopped: {done} job(s) completed, {failed} failed"));
-    }
-    Ok(())
 }

@@ -1,15 +1,16 @@
-//! `cutover serve`: the agent protocol over TCP (plain http, or https with `--tls-cert/--tls-key`)
-//! for remote agents, until interrupted.
+//! `cutover serve`: the JSON API, `/metrics`, the OpenAPI document and the agent protocol on one
+//! listener (plain http, or https with `--tls-cert/--tls-key`), with queue workers in the same
+//! process, until Ctrl-C or SIGTERM; then it stops gracefully (requests in flight and running jobs
+//! finish). Several `cutover serve` may share one PostgreSQL database (`--database`).
 
 use std::net::SocketAddr;
 
-use cutover_control::ControlState;
+use cutover_server::ServerState;
 use serde_json::json;
 
 use crate::cli::ServeArgs;
 use crate::context::Ctx;
 use crate::error::{CliError, Result};
-use crate::local::LocalPaths;
 
 pub fn run(ctx: &Ctx<'_>, args: &ServeArgs) -> Result<()> {
     let addr: SocketAddr = args.listen.parse().map_err(|e| {
@@ -31,8 +32,39 @@ pub fn run(ctx: &Ctx<'_>, args: &ServeArgs) -> Result<()> {
         _ => None,
     };
     let root = ctx.project_root()?;
+    let config = ctx.config()?;
     let store = ctx.store()?;
-    let paths = LocalPaths::new(&root);
+    // Pipeline jobs (deploy, promote, rollback, ship) run as child processes of this executable,
+    // on the same project and database.
+    let exe = std::env::current_exe().map_err(|e| {
+        CliError::internal("cannot find the running cutover executable").with_cause(e)
+    })?;
+    let pipeline = cutover_queue::pipeline::PipelineHandler::new(
+        exe,
+        root.clone(),
+        ctx.global.database.clone().filter(|d| !d.trim().is_empty()),
+    );
+    // The dashboard and the webhooks in share the listener and the server's layers (tokens,
+    // metrics); the webhooks carry their own signatures.
+    let mut extra = axum::Router::new();
+    let webhooks = cutover_webhooks::WebhookState::from_config(store.clone(), &config, &|s| {
+        s.resolve(&root, &|k| std::env::var(k).ok())
+    })
+    .map_err(|e| {
+        CliError::usage("cannot read the secrets of [webhooks]")
+            .with_cause(e)
+            .with_hint("a secret is `{ env = \"VAR\" }` or `{ file = \"path\" }`")
+    })?;
+    if let Some(webhooks) = webhooks {
+        extra = extra.merge(cutover_webhooks::routes(webhooks));
+    }
+    let state = ServerState::new(store.clone(), config, root, args.public_read);
+    extra = extra.merge(cutover_web::routes(cutover_web::WebState::new(
+        store.clone(),
+        state.config.clone(),
+    )));
+    let router = cutover_server::app_with(state.clone(), extra);
+    let workers = usize::from(args.workers);
     ctx.block_on(async {
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
             CliError::usage(format!("cannot listen on {addr}"))
@@ -43,18 +75,31 @@ pub fn run(ctx: &Ctx<'_>, args: &ServeArgs) -> Result<()> {
         let scheme = if tls.is_some() { "https" } else { "http" };
         if tls.is_none() && !local.ip().is_loopback() {
             ctx.ui.warn(format!(
-                "serving plain http on {local}: agent tokens travel in clear; keep it to a trusted network"
+                "serving plain http on {local}: API and agent tokens travel in clear; keep it to a trusted network"
             ));
         }
-        let state = ControlState::new(store, paths.artifacts.clone());
         if ctx.global.json {
-            ctx.ui
-                .print_json(&json!({ "listen": local.to_string(), "url": format!("{scheme}://{local}") }));
+            ctx.ui.print_json(
+                &json!({ "listen": local.to_string(), "url": format!("{scheme}://{local}") }),
+            );
         }
         ctx.ui.status(
             "serving",
-            format!("the agent protocol on {scheme}://{local} (Ctrl-C stops)"),
+            format!(
+                "the API, /metrics and the agent protocol on {scheme}://{local}, {workers} queue worker(s) on {} (Ctrl-C stops)",
+                store.location()
+            ),
         );
+        let (stop_workers, worker_shutdown) = cutover_queue::shutdown_signal();
+        let pool = (workers > 0).then(|| {
+            tokio::spawn(cutover_server::jobs::run_workers(
+                store.clone(),
+                cutover_server::jobs::registry(pipeline),
+                cutover_queue::WorkerConfig::default_name(0),
+                workers,
+                worker_shutdown,
+            ))
+        });
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .map_err(|e| CliError::internal("cannot watch for SIGTERM").with_cause(e))?;
         let shutdown = async move {
@@ -63,12 +108,21 @@ pub fn run(ctx: &Ctx<'_>, args: &ServeArgs) -> Result<()> {
                 _ = term.recv() => {}
             }
         };
-        match tls {
-            Some(config) => cutover_control::serve_tls_on(listener, config, state, shutdown).await,
-            None => cutover_control::serve_tcp_until(listener, state, shutdown).await,
+        let served = match tls {
+            Some(config) => {
+                let listener = cutover_server::tls::TlsListener::new(listener, config)
+                    .map_err(|e| CliError::internal("cannot serve TLS").with_cause(e))?;
+                cutover_server::serve(listener, &state, router, shutdown).await
+            }
+            None => cutover_server::serve(listener, &state, router, shutdown).await,
+        };
+        stop_workers.trigger();
+        if let Some(pool) = pool {
+            ctx.ui.status("stopping", "the queue workers finish their jobs");
+            let _ = pool.await;
         }
-            .map_err(|e| CliError::failed("serving the agent protocol failed").with_source_chain(&e))?;
-        ctx.ui.status("stopped", "serving the agent protocol");
+        served.map_err(|e| CliError::failed("serving failed").with_source_chain(&e))?;
+        ctx.ui.status("stopped", format!("serving on {scheme}://{local}"));
         Ok(())
     })
 }

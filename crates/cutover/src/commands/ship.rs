@@ -1,5 +1,5 @@
-//! `cutover ship` (plan → notice → checks → release → deploy → gates → promote along the
-//! `promote_from` chain) and `cutover promote FROM TO` (its single step).
+//! `cutover ship`: plan → notice → checks → release → deploy → gates → promote along the
+//! `promote_from` chain (`cutover promote FROM TO`, in `promote.rs`, is its single step).
 //!
 //! Every stage is idempotent and derived from the records, which is what makes `--resume` safe after
 //! a crash: a recorded release is not released again, an environment where the version is already
@@ -7,20 +7,26 @@
 //! The run itself is recorded (`ship.start`, `ship.stage`, `ship.finish` audit events) so `--resume`
 //! knows which version and target it was shipping.
 
+use std::time::{Duration, Instant};
+
 use chrono::Utc;
-use cutover_deploy::{DeployOutcome, DeployRequest, Progress};
-use cutover_store::{Audit, AuditFilter, Store};
+use cutover_core::queue::JobState;
+use cutover_deploy::{DeployOutcome, DeployRequest, Progress, RolloutStep};
+use cutover_store::{Audit, AuditFilter, JobFilter, Store};
 use serde_json::{Value, json};
 
-use super::deploy::{Session, check_environment, deploy_error, render_progress, uses_local};
+use super::deploy::{Session, check_environment, deploy_error, render_progress};
 use super::plan::{Selection, optional_config, release_options};
-use crate::cli::{CheckArgs, NoticeArgs, NoticeFormatArg, PromoteArgs, ReleaseArgs, ShipArgs};
+use crate::cli::{CheckArgs, NoticeArgs, NoticeFormatArg, ReleaseArgs, ShipArgs};
 use crate::context::{Ctx, store_error};
 use crate::error::{CliError, Result};
+use crate::stages::{LiveStages, StageState};
+use crate::ui::{GREEN, Ui};
 
 pub fn ship(ctx: &Ctx<'_>, args: &ShipArgs) -> Result<()> {
     let config = ctx.config()?;
     let store = ctx.store()?;
+    let planning = Instant::now();
     let (version, target) = if args.resume {
         last_run(ctx, &*store)?
     } else {
@@ -47,15 +53,49 @@ pub fn ship(ctx: &Ctx<'_>, args: &ShipArgs) -> Result<()> {
         "shipping",
         format!("{version} to {target} (through {})", chain.join(" → ")),
     );
-
-    // Stage: the release (with its notice and checks), unless it is recorded already.
     let released = ctx
         .block_on(store.get_release(&version))
         .map_err(store_error)?
         .is_some();
+
+    // The steps print as they do alone; under `--json` on stderr, so that stdout stays ship's
+    // one document; under the live stage list into a buffer it prints above itself.
+    let step_ui = if ctx.ui.live() {
+        ctx.ui.captured()
+    } else {
+        ctx.ui.nested()
+    };
+    let sub = if ctx.global.json || ctx.ui.live() {
+        ctx.step(
+            &step_ui,
+            crate::cli::GlobalArgs {
+                json: false,
+                ..ctx.global.clone()
+            },
+        )
+    } else {
+        ctx.step(ctx.ui, ctx.global.clone())
+    };
+    let view = View::new(ctx.ui, &step_ui, stage_keys(&config, &chain, released));
+    if let Some(live) = &view.live {
+        live.start_at("plan", planning);
+        live.finish(
+            "plan",
+            StageState::Done,
+            if args.resume {
+                format!("{version} (resumed)")
+            } else {
+                version.clone()
+            },
+        );
+    }
+
+    // Stage: the release (with its notice and checks), unless it is recorded already.
     if released {
+        view.finish("release", StageState::Skipped, "already recorded");
         stage(
             ctx,
+            &view,
             &*store,
             &actor,
             &version,
@@ -63,62 +103,74 @@ pub fn ship(ctx: &Ctx<'_>, args: &ShipArgs) -> Result<()> {
             "already recorded",
         )?;
     } else {
-        // The steps print as they do alone; under `--json` on stderr, so that stdout stays ship's
-        // one document.
-        let nested_ui = ctx.ui.nested();
-        let sub = if ctx.global.json {
-            Ctx::new(
-                &nested_ui,
-                crate::cli::GlobalArgs {
-                    json: false,
-                    ..ctx.global.clone()
-                },
-            )
-        } else {
-            Ctx::new(ctx.ui, ctx.global.clone())
-        };
         if config.notify.is_some() {
-            super::notice::run(
-                &sub,
-                &NoticeArgs {
-                    eta: None,
-                    format: NoticeFormatArg::Markdown,
-                    send: true,
-                    pre: None,
-                    version: Some(version.clone()),
-                },
-            )?;
-            stage(ctx, &*store, &actor, &version, "notice", "sent")?;
+            view.run("notice", || {
+                super::notice::run(
+                    &sub,
+                    &NoticeArgs {
+                        eta: None,
+                        format: NoticeFormatArg::Markdown,
+                        send: true,
+                        pre: None,
+                        version: Some(version.clone()),
+                    },
+                )
+            })?;
+            stage(ctx, &view, &*store, &actor, &version, "notice", "sent")?;
         }
         if !config.checks.is_empty() {
-            super::queue::check(
-                &sub,
-                &CheckArgs {
-                    command: None,
-                    release: Some(version.clone()),
-                    only: Vec::new(),
-                    workers: 2,
-                },
-            )?;
-            stage(ctx, &*store, &actor, &version, "checks", "passed")?;
+            let watch = view.live.as_ref().and_then(|live| {
+                live.steps("checks", 0, config.checks.len() as u64);
+                live.bar("checks")
+                    .map(|bar| watch_checks(ctx, store.clone(), &version, bar))
+            });
+            let checked = view.run("checks", || {
+                super::queue::check(
+                    &sub,
+                    &CheckArgs {
+                        command: None,
+                        release: Some(version.clone()),
+                        only: Vec::new(),
+                        workers: 2,
+                    },
+                )
+            });
+            if let Some(w) = watch {
+                w.abort();
+            }
+            checked?;
+            stage(ctx, &view, &*store, &actor, &version, "checks", "passed")?;
         }
-        super::release::run(
-            &sub,
-            &ReleaseArgs {
-                version: Some(version.clone()),
-                pre: None,
-                dry_run: false,
-                push: false,
-                remote: "origin".to_owned(),
-            },
-        )?;
-        stage(ctx, &*store, &actor, &version, "release", "recorded")?;
+        view.run("release", || {
+            super::release::run(
+                &sub,
+                &ReleaseArgs {
+                    version: Some(version.clone()),
+                    pre: None,
+                    dry_run: false,
+                    push: false,
+                    remote: "origin".to_owned(),
+                },
+            )
+        })?;
+        stage(ctx, &view, &*store, &actor, &version, "release", "recorded")?;
     }
 
     // Stages: each environment of the chain, behind its gates.
-    let local = chain.iter().any(|e| uses_local(&config, e));
-    let session = Session::open(ctx, store.clone(), config.clone(), local)?;
-    let render = |p: Progress| render_progress(ctx, &p);
+    // The unfinished deployments `resume_all` finishes first may be anywhere.
+    let unfinished = ctx
+        .block_on(store.list_deployments(&cutover_store::DeploymentFilter {
+            unfinished_only: true,
+            ..cutover_store::DeploymentFilter::default()
+        }))
+        .map_err(store_error)?;
+    let envs: Vec<&str> = chain
+        .iter()
+        .map(String::as_str)
+        .chain(unfinished.iter().map(|d| d.environment.as_str()))
+        .collect();
+    let session = Session::open(ctx, store.clone(), config.clone(), &envs)?;
+    let render = |p: Progress| view.progress(ctx, &p);
     let result = ctx.block_on(async {
         session
             .engine
@@ -126,12 +178,23 @@ pub fn ship(ctx: &Ctx<'_>, args: &ShipArgs) -> Result<()> {
             .await
             .map_err(deploy_error)?;
         for env in &chain {
+            let key = format!("deploy:{env}");
             if live_version(&*store, env).await?.as_deref() == Some(version.as_str()) {
-                stage_async(&*store, &actor, &version, &format!("deploy:{env}"), "already live").await?;
+                view.finish(&format!("gates:{env}"), StageState::Skipped, "not needed");
+                view.finish(&key, StageState::Skipped, "already live");
+                stage_async(&*store, &actor, &version, &key, "already live").await?;
                 continue;
             }
-            gates(ctx, &*store, &config, env, &version, &actor, args.override_freeze.as_deref()).await?;
-            ctx.ui.status("deploying", format!("{version} to {env}"));
+            view.begin(&format!("gates:{env}"));
+            let held = gates(&sub, &*store, &config, env, &version, &actor, args.override_freeze.as_deref()).await;
+            view.flush();
+            match &held {
+                Ok(()) => view.finish(&format!("gates:{env}"), StageState::Done, "open"),
+                Err(e) => view.finish(&format!("gates:{env}"), StageState::Failed, e.message.clone()),
+            }
+            held?;
+            view.begin(&key);
+            view.say("deploying", format!("{version} to {env}"));
             let outcome = session
                 .engine
                 .deploy(
@@ -146,15 +209,21 @@ pub fn ship(ctx: &Ctx<'_>, args: &ShipArgs) -> Result<()> {
                     &render,
                 )
                 .await
-                .map_err(deploy_error)?;
+                .map_err(|e| {
+                    let e = deploy_error(e);
+                    view.finish(&key, StageState::Failed, e.message.clone());
+                    e
+                })?;
             match outcome {
                 DeployOutcome::Live { deployment } => {
-                    stage_async(&*store, &actor, &version, &format!("deploy:{env}"), &format!("live (deployment {deployment})")).await?;
-                    ctx.ui.status("live", format!("{version} in {env}"));
+                    stage_async(&*store, &actor, &version, &key, &format!("live (deployment {deployment})")).await?;
+                    view.finish(&key, StageState::Done, format!("live (deployment {deployment})"));
+                    view.say("live", format!("{version} in {env}"));
                 }
                 DeployOutcome::RolledBack { deployment, reason }
                 | DeployOutcome::Failed { deployment, reason } => {
-                    stage_async(&*store, &actor, &version, &format!("deploy:{env}"), &format!("failed (deployment {deployment}): {reason}")).await?;
+                    stage_async(&*store, &actor, &version, &key, &format!("failed (deployment {deployment}): {reason}")).await?;
+                    view.finish(&key, StageState::Failed, format!("rolled back (deployment {deployment}): {reason}"));
                     return Err(CliError::failed(format!(
                         "shipping {version} stopped in {env}: deployment {deployment} was rolled back: {reason}"
                     ))
@@ -165,6 +234,7 @@ pub fn ship(ctx: &Ctx<'_>, args: &ShipArgs) -> Result<()> {
         Ok::<(), CliError>(())
     });
     session.close(ctx);
+    drop(view);
     result?;
     record(
         ctx,
@@ -184,71 +254,159 @@ pub fn ship(ctx: &Ctx<'_>, args: &ShipArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn promote(ctx: &Ctx<'_>, args: &PromoteArgs) -> Result<()> {
-    let config = ctx.config()?;
-    for env in [&args.from, &args.to] {
-        check_environment(&config, env)?;
-    }
-    let store = ctx.store()?;
-    let Some(version) = ctx.block_on(live_version(&*store, &args.from))? else {
-        return Err(CliError::usage(format!(
-            "nothing is live in `{}`, so there is nothing to promote",
-            args.from
-        ))
-        .with_hint(format!(
-            "`cutover deploy {}` deploys a release first",
-            args.from
-        )));
-    };
-    let actor = ctx.actor();
-    let local = uses_local(&config, &args.to);
-    ctx.block_on(gates(
-        ctx,
-        &*store,
-        &config,
-        &args.to,
-        &version,
-        &actor,
-        args.override_freeze.as_deref(),
-    ))?;
-    let session = Session::open(ctx, store.clone(), config, local)?;
-    let render = |p: Progress| render_progress(ctx, &p);
-    ctx.ui.status(
-        "promoting",
-        format!("{version} from {} to {}", args.from, args.to),
-    );
-    let outcome = ctx.block_on(session.engine.deploy(
-        DeployRequest {
-            environment: args.to.clone(),
-            version: version.clone(),
-            trigger: "promote".to_owned(),
-            reverts: None,
-            wait_for_lock: args.wait,
-            message: Some(format!("cutover promote {} {}", args.from, args.to)),
-        },
-        &render,
-    ));
-    session.close(ctx);
-    let doc = |state: &str, id: i64, reason: Option<&str>| json!({ "deployment": id, "state": state, "environment": args.to, "version": version, "reason": reason });
-    match outcome.map_err(deploy_error)? {
-        DeployOutcome::Live { deployment } => {
-            if ctx.global.json {
-                ctx.ui.print_json(&doc("live", deployment, None));
-            } else {
-                ctx.ui.println(format!(
-                    "deployment {deployment}: {version} is live in {}",
-                    args.to
-                ));
-            }
-            Ok(())
+/// The stages of a run, in order (as `ship.stage` names them, plus `plan` and the gates).
+fn stage_keys(config: &cutover_config::Config, chain: &[String], released: bool) -> Vec<String> {
+    let mut keys = vec!["plan".to_owned()];
+    if !released {
+        if config.notify.is_some() {
+            keys.push("notice".to_owned());
         }
-        DeployOutcome::RolledBack { deployment, reason }
-        | DeployOutcome::Failed { deployment, reason } => Err(CliError::failed(format!(
-            "deployment {deployment} of {version} to {} was rolled back: {reason}",
-            args.to
-        ))
-        .with_json(doc("rolled_back", deployment, Some(&reason)))),
+        if !config.checks.is_empty() {
+            keys.push("checks".to_owned());
+        }
     }
+    keys.push("release".to_owned());
+    for env in chain {
+        keys.push(format!("gates:{env}"));
+        keys.push(format!("deploy:{env}"));
+    }
+    keys
+}
+
+/// How `ship` shows its progress: the live stage list on a terminal, else plain status lines
+/// (the same lines every command prints).
+struct View<'u> {
+    ui: &'u Ui,
+    /// Where the steps' output is kept while the live list is drawn.
+    step_ui: &'u Ui,
+    live: Option<LiveStages>,
+}
+
+impl<'u> View<'u> {
+    fn new(ui: &'u Ui, step_ui: &'u Ui, keys: Vec<String>) -> Self {
+        let live = ui
+            .live()
+            .then(|| LiveStages::stderr(keys, ui.color_on_stderr()));
+        Self { ui, step_ui, live }
+    }
+
+    fn begin(&self, key: &str) {
+        if let Some(live) = &self.live {
+            live.start(key);
+        }
+    }
+
+    fn finish(&self, key: &str, state: StageState, detail: impl Into<String>) {
+        if let Some(live) = &self.live {
+            live.finish(key, state, detail);
+        }
+    }
+
+    /// A status line in plain mode (the live list shows the same in its stage's line).
+    fn say(&self, verb: &str, text: impl std::fmt::Display) {
+        if self.live.is_none() {
+            self.ui.status(verb, text);
+        }
+    }
+
+    /// Prints what the steps wrote (live mode) above the list.
+    fn flush(&self) {
+        if let Some(live) = &self.live {
+            let text = self.step_ui.take_captured();
+            if !text.is_empty() {
+                live.println(&text);
+            }
+        }
+    }
+
+    /// Runs a step as stage `key`; a failure marks the stage failed with its message.
+    fn run<T>(&self, key: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.begin(key);
+        // The release's build writes to stderr itself: the list steps aside meanwhile.
+        let out = match &self.live {
+            Some(live) if key == "release" => live.suspend(f),
+            _ => f(),
+        };
+        self.flush();
+        if let Err(e) = &out {
+            self.finish(key, StageState::Failed, e.message.clone());
+        }
+        out
+    }
+
+    /// A deployment's progress: the deploy stage's detail and rollout steps, or a plain line.
+    fn progress(&self, ctx: &Ctx<'_>, p: &Progress) {
+        let Some(live) = &self.live else {
+            render_progress(ctx, p);
+            return;
+        };
+        match live.running().filter(|k| k.starts_with("deploy:")) {
+            Some(key) => {
+                match p.step {
+                    Some(RolloutStep::Canary { index, of, .. })
+                    | Some(RolloutStep::Batch { index, of }) => {
+                        live.steps(&key, index as u64 + 1, of as u64);
+                    }
+                    None => {}
+                }
+                live.detail(&key, format!("{}: {}", p.state, p.message));
+            }
+            // Deployments resumed before the stages start.
+            None => live.println(&format!(
+                "{:>12} deployment {}: {}",
+                Ui::paint(GREEN.bold(), &p.state),
+                p.deployment,
+                p.message
+            )),
+        }
+    }
+}
+
+/// Moves the checks stage's bar as the release's check jobs (enqueued from now on) finish.
+fn watch_checks(
+    ctx: &Ctx<'_>,
+    store: std::sync::Arc<dyn Store>,
+    version: &str,
+    bar: indicatif::ProgressBar,
+) -> tokio::task::JoinHandle<()> {
+    let handle = ctx.block_on(async { tokio::runtime::Handle::current() });
+    let version = version.to_owned();
+    handle.spawn(async move {
+        let newest = |filter: JobFilter| {
+            let store = store.clone();
+            async move { store.list_jobs(&filter).await.unwrap_or_default() }
+        };
+        let before = newest(JobFilter {
+            limit: Some(1),
+            ..JobFilter::default()
+        })
+        .await
+        .first()
+        .map_or(0, |j| j.id);
+        loop {
+            let jobs = newest(JobFilter {
+                kind: Some(cutover_queue::CHECK_KIND.to_owned()),
+                release_version: Some(version.clone()),
+                ..JobFilter::default()
+            })
+            .await;
+            let mine: Vec<_> = jobs.iter().filter(|j| j.id > before).collect();
+            let done = mine
+                .iter()
+                .filter(|j| JobState::parse(&j.state).is_some_and(JobState::is_final))
+                .count();
+            bar.set_position(done as u64);
+            let running: Vec<&str> = mine
+                .iter()
+                .filter(|j| j.state == "running")
+                .filter_map(|j| j.payload.pointer("/check/name").and_then(Value::as_str))
+                .collect();
+            if !running.is_empty() {
+                bar.set_message(format!("running {}", running.join(", ")));
+            }
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+    })
 }
 
 /// Evaluates `env`'s gates for `version`; a holding gate is an error that says why and when it opens.
@@ -422,7 +580,7 @@ fn chain_to(config: &cutover_config::Config, target: &str) -> Result<Vec<String>
 }
 
 /// The release live in `env` now ([`cutover_views::current_release`]), if any.
-async fn live_version(store: &dyn Store, env: &str) -> Result<Option<String>> {
+pub(super) async fn live_version(store: &dyn Store, env: &str) -> Result<Option<String>> {
     Ok(cutover_views::current_release(store, env)
         .await
         .map_err(super::status::views_error)?
@@ -447,13 +605,15 @@ fn record(
 
 fn stage(
     ctx: &Ctx<'_>,
+    view: &View<'_>,
     store: &dyn Store,
     actor: &str,
     version: &str,
     name: &str,
     result: &str,
 ) -> Result<()> {
-    ctx.ui.status(name, result);
+    view.say(name, result);
+    view.finish(name, StageState::Done, result);
     ctx.block_on(stage_async(store, actor, version, name, result))
 }
 

@@ -95,5 +95,6 @@ impl Drop for StopAgent {
             .arg(&self.0)
             .args(["agent", "stop", "--local", "--all"])
             .output();
+        crate::deploy::kill_processes_under(&self.0);
     }
 }

@@ -31,6 +31,29 @@ pub struct Deployable {
 impl Drop for Deployable {
     fn drop(&mut self) {
         let _ = self.p.cutover(&["agent", "stop", "--local", "--all"]);
+        // A test that failed while the agent was stopped (or killed) leaves its slots running:
+        // `agent stop` only reaches the services of a running agent.
+        kill_processes_under(self.p.path());
+    }
+}
+
+/// Kills (SIGKILL) every process whose working directory is under `dir`: the test apps of the
+/// slots run in their release directories under the agents' roots.
+pub fn kill_processes_under(dir: &Path) {
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned());
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in procs.flatten() {
+        if let Ok(cwd) = std::fs::read_link(entry.path().join("cwd"))
+            && cwd.starts_with(&dir)
+            && let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>()
+            && pid != std::process::id()
+        {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
     }
 }
 
@@ -339,6 +362,24 @@ fn slot_pid(p: &Project, slot: &str) -> Option<u64> {
     )
     .ok()?;
     serde_json::from_str::<serde_json::Value>(&text).ok()?["pid"].as_u64()
+}
+
+#[test]
+fn dropping_a_deployable_stops_its_slots_even_when_its_agent_no_longer_runs() {
+    let d = Deployable::new("", "");
+    d.release("1.0.0");
+    d.cutover(&["deploy", "staging", "--version", "1.0.0"])
+        .success();
+    let blue = u32::try_from(slot_pid(&d.p, "blue").expect("blue runs")).unwrap();
+    // As a test that fails between `agent stop --local` and the next start would leave it.
+    d.cutover(&["agent", "stop", "--local"]).success();
+    assert!(pid_alive(blue), "the slot outlives its agent by design");
+    drop(d);
+    eventually(
+        "the orphaned slot is stopped",
+        Duration::from_secs(5),
+        || !pid_alive(blue),
+    );
 }
 
 #[test]
@@ -682,16 +723,7 @@ impl Drop for Agents {
         }
         // A slot whose agent was killed and not adopted again would outlive the test: its
         // working directory is under the agents' roots.
-        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            if let Ok(cwd) = std::fs::read_link(entry.path().join("cwd"))
-                && cwd.starts_with(&self.dir)
-                && let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>()
-            {
-                let _ = Command::new("kill")
-                    .args(["-KILL", &pid.to_string()])
-                    .status();
-            }
-        }
+        kill_processes_under(&self.dir);
     }
 }
 

@@ -190,7 +190,17 @@ fn worker_runs_until_interrupted() {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cutover"));
     crate::support::hermetic_env(&mut cmd)
         .current_dir(p.path())
-        .args(["worker", "--workers", "2"])
+        .args([
+            "worker",
+            "--workers",
+            "2",
+            "--concurrency",
+            "3",
+            "--max-batch",
+            "8",
+            "--flush-ms",
+            "5",
+        ])
         .env("NO_COLOR", "1");
     let mut child = cmd
         .stdout(Stdio::piped())
@@ -200,7 +210,11 @@ fn worker_runs_until_interrupted() {
     let mut err = BufReader::new(child.stderr.take().unwrap());
     let mut first = String::new();
     err.read_line(&mut first).unwrap();
-    assert!(first.contains("2 worker(s)"), "{first}");
+    assert!(first.contains("2 worker(s) × 3 job(s) at once"), "{first}");
+    assert!(
+        first.contains("completions within 5 ms, up to 8 per transaction"),
+        "{first}"
+    );
     // Another process uses the queue meanwhile (its own workers or this one run the job).
     p.cutover(&["check", "--only", "unit", "--workers", "1"])
         .success();
@@ -213,4 +227,26 @@ fn worker_runs_until_interrupted() {
     assert!(out.status.success(), "{out:?}");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.starts_with("stopped: "), "{stdout}");
+}
+
+#[test]
+fn worker_batch_settings_out_of_range_are_refused_with_exit_2() {
+    let p = project();
+    for (args, needle) in [
+        (vec!["worker", "--concurrency", "0"], "--concurrency <N>"),
+        (vec!["worker", "--workers", "0"], "--workers <N>"),
+        (vec!["worker", "--max-batch", "0"], "--max-batch <N>"),
+        (vec!["worker", "--flush-ms", "20000"], "--flush-ms <MS>"),
+        (vec!["worker", "--concurrency", "lots"], "--concurrency <N>"),
+        (
+            vec!["worker", "--flush-ms", "9000"],
+            "--flush-ms 9000 is too long for the 30 s job lease",
+        ),
+    ] {
+        let run = p.cutover(&args);
+        run.code(2);
+        assert!(run.stderr.contains(needle), "{args:?}: {}", run.stderr);
+    }
+    // Nothing ran: no store was even created for the refused ones.
+    assert!(!p.path().join(".cutover/state.db").exists());
 }

@@ -112,8 +112,78 @@ fn ship_releases_and_deploys_through_staging_to_production() {
             .all(|e| e["payload"]["trigger"] == "ship"
                 && e["payload"]["version"] == version.as_str())
     );
+
+    // Promoting against the chain (production → staging) is refused, naming the chain…
+    let before = d.audit_count();
+    let refused = d.cutover(&["promote", "production", "staging"]);
+    refused.code(2);
+    assert!(
+        refused.stderr.contains("`staging` has no `promote_from`"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("--force REASON"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(d.audit_count(), before);
+    // …unless forced, with the reason recorded.
+    let forced = d
+        .cutover(&[
+            "--json",
+            "promote",
+            "production",
+            "staging",
+            "--force",
+            "staging lost its data",
+        ])
+        .success()
+        .json();
+    assert_eq!(forced["state"], "live", "{forced}");
+    let force = events(&d, "promote.force");
+    assert_eq!(force.len(), 1, "{force:?}");
+    assert_eq!(force[0]["subject"], "env:staging");
+    assert_eq!(
+        force[0]["payload"],
+        serde_json::json!({ "from": "production", "to": "staging", "version": version,
+            "promote_from": null, "reason": "staging lost its data" })
+    );
     d.cutover(&["audit", "verify"]).success();
     d.cutover(&["agent", "stop", "--local", "--all"]).success();
+}
+
+#[test]
+fn promote_refuses_an_environment_that_is_not_the_targets_promote_from() {
+    // qa is live but production is promoted from staging: exit 2, the chain named, nothing done.
+    let ports = free_ports(3);
+    let (d, _prod) = staged(&format!(
+        r#"
+[environments.qa]
+hosts = [{{ name = "local", listen = "127.0.0.1:{}", ports = {{ blue = {}, green = {} }} }}]
+strategy = "blue-green"
+observe = "300ms"
+"#,
+        ports[0], ports[1], ports[2]
+    ));
+    let before = d.audit_count();
+    let run = d.cutover(&["promote", "qa", "production"]);
+    run.code(2);
+    assert!(
+        run.stderr.contains(
+            "`production` is promoted from `staging` (its `promote_from`), not from `qa`"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("hint: `cutover promote staging production`, or `--force REASON`"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(d.audit_count(), before);
+    assert!(!d.p.path().join(".cutover/agent.pid").exists());
 }
 
 #[test]
@@ -232,6 +302,25 @@ fn ship_resume_continues_to_the_target_once_the_holding_gate_opens() {
     d.cutover(&["approve", "production", &version]).success();
     let run = d.cutover(&["ship", "--resume"]);
     run.success();
+    // Not a terminal: plain status lines, no live display (no carriage returns, no escapes).
+    for line in [
+        &format!("shipping {version} to production (through staging → production)"),
+        "release already recorded",
+        &format!("deploying {version} to production"),
+        &format!("live {version} in production"),
+    ] {
+        let squeezed: String = run.stderr.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(squeezed.contains(line), "{line:?} in\n{}", run.stderr);
+    }
+    assert!(
+        !run.stderr.contains('\r') && !run.stderr.contains('\u{1b}'),
+        "{:?}",
+        run.stderr
+    );
+    assert_eq!(
+        run.stdout,
+        format!("shipped {version}: live in staging, production\n")
+    );
     assert_eq!(
         live_release(&d, "production").as_deref(),
         Some(version.as_str())
@@ -276,6 +365,15 @@ fn bad_ship_and_promote_input_is_refused_with_exit_2_and_changes_nothing() {
         (
             vec!["promote", "nope", "production"],
             "unknown environment `nope`",
+        ),
+        // Off the `promote_from` chain: refused before anything else is looked at.
+        (
+            vec!["promote", "production", "staging"],
+            "`staging` has no `promote_from`",
+        ),
+        (
+            vec!["promote", "staging", "production", "--force", " "],
+            "`--force` needs a reason",
         ),
     ] {
         let run = d.cutover(&args);

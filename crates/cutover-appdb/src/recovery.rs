@@ -1,0 +1,769 @@
+//! Recovery points of the application database: taken (PostgreSQL `pg_dump -Fc`, SQLite online
+//! backup API), kept under `.cutover/recovery-points/<env>/` with a JSON manifest holding the
+//! sha256 digest, recorded in the audit log, verified before a restore, and proven usable by a
+//! drill (restore into a scratch database, run a query, drop the scratch).
+//!
+//! External programs run as argv arrays; the password travels in `PGPASSWORD`, never in an
+//! argument or a message.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest as _, Sha256};
+use sqlx::Connection as _;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+use crate::db::{Conn, close};
+use crate::{AppDb, AppDbError, Engine};
+
+/// A recovery point as its manifest (`<id>.json`) describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryPoint {
+    pub id: String,
+    pub environment: String,
+    /// `postgres` or `sqlite`.
+    pub engine: String,
+    /// `pg_dump-custom` or `sqlite-backup`.
+    pub format: String,
+    /// The file beside the manifest.
+    pub file: String,
+    /// sha256 hex of the file.
+    pub sha256: String,
+    pub size: u64,
+    pub created_at: DateTime<Utc>,
+    /// The release whose deployment took it (none when taken by hand).
+    pub release: Option<String>,
+    /// The directory holding it (not stored in the manifest).
+    #[serde(skip)]
+    pub dir: PathBuf,
+}
+
+impl RecoveryPoint {
+    #[must_use]
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(&self.file)
+    }
+
+    #[must_use]
+    pub fn manifest_path(&self) -> PathBuf {
+        self.dir.join(format!("{}.json", self.id))
+    }
+
+    /// Checks the file against the manifest's digest.
+    pub fn verify(&self) -> Result<(), AppDbError> {
+        let path = self.path();
+        let actual = sha256_file(&path)?;
+        if actual != self.sha256 {
+            return Err(AppDbError::DigestMismatch {
+                path,
+                expected: self.sha256.clone(),
+                actual,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// What a restore drill found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DrillReport {
+    pub recovery_point: String,
+    pub query: String,
+    pub rows: u64,
+}
+
+/// `.cutover/recovery-points/<env>/` of a project.
+#[must_use]
+pub fn dir_of(project_root: &Path, environment: &str) -> PathBuf {
+    project_root
+        .join(".cutover/recovery-points")
+        .join(environment)
+}
+
+/// The recovery points of an environment, oldest first.
+pub fn list(project_root: &Path, environment: &str) -> Result<Vec<RecoveryPoint>, AppDbError> {
+    let dir = dir_of(project_root, environment);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(AppDbError::Io { path: dir, source }),
+    };
+    let mut out = Vec::new();
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "json") {
+            out.push(load_manifest(&p)?);
+        }
+    }
+    out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+    Ok(out)
+}
+
+/// Reads one manifest.
+pub fn load_manifest(path: &Path) -> Result<RecoveryPoint, AppDbError> {
+    let text = std::fs::read_to_string(path).map_err(|source| AppDbError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut p: RecoveryPoint =
+        serde_json::from_str(&text).map_err(|e| AppDbError::BadRecoveryPoint {
+            path: path.to_path_buf(),
+            message: format!("the manifest is not valid: {e}"),
+        })?;
+    p.dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    if p.file.contains('/') || p.file.contains("..") {
+        return Err(AppDbError::BadRecoveryPoint {
+            path: path.to_path_buf(),
+            message: format!(
+                "the manifest names a file outside its directory: {}",
+                p.file
+            ),
+        });
+    }
+    Ok(p)
+}
+
+/// Finds a recovery point by id, or the latest one.
+pub fn find(
+    project_root: &Path,
+    environment: &str,
+    id: Option<&str>,
+) -> Result<RecoveryPoint, AppDbError> {
+    let all = list(project_root, environment)?;
+    match id {
+        Some(id) => {
+            all.into_iter()
+                .find(|p| p.id == id)
+                .ok_or_else(|| AppDbError::BadRecoveryPoint {
+                    path: dir_of(project_root, environment).join(format!("{id}.json")),
+                    message: "no such recovery point".into(),
+                })
+        }
+        None => all
+            .into_iter()
+            .last()
+            .ok_or_else(|| AppDbError::NoRecoveryPoint(environment.to_owned())),
+    }
+}
+
+/// The audit event of a new recovery point (`db.recovery_point`, subject `env:<environment>`).
+#[must_use]
+pub fn audit_of(actor: &str, point: &RecoveryPoint) -> cutover_store::Audit {
+    cutover_store::Audit::new(
+        actor,
+        "db.recovery_point",
+        format!("env:{}", point.environment),
+        json!({
+            "environment": point.environment,
+            "id": point.id,
+            "engine": point.engine,
+            "file": point.file,
+            "sha256": point.sha256,
+            "size": point.size,
+            "release": point.release,
+        }),
+    )
+}
+
+/// Appends the recovery point's audit event.
+pub async fn record(
+    store: &dyn cutover_store::Store,
+    actor: &str,
+    point: &RecoveryPoint,
+) -> Result<cutover_store::AuditEvent, AppDbError> {
+    Ok(store.append_audit(&audit_of(actor, point)).await?)
+}
+
+fn sha256_file(path: &Path) -> Result<String, AppDbError> {
+    use std::io::Read as _;
+    let io = |source| AppDbError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// The URL without its password (safe to show and to pass as an argument).
+#[must_use]
+pub fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let auth_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (auth, tail) = rest.split_at(auth_end);
+    match auth.rsplit_once('@') {
+        Some((user, host)) => {
+            let user = user.split(':').next().unwrap_or(user);
+            format!("{scheme}://{user}@{host}{tail}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// The password of a URL, percent-decoded.
+fn password_of(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let auth_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (user, _) = rest[..auth_end].rsplit_once('@')?;
+    let (_, pw) = user.split_once(':')?;
+    Some(percent_decode(pw))
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len() + 1
+            && let Some(v) = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The URL naming another database on the same server.
+fn with_database(url: &str, database: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let auth_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (auth, tail) = rest.split_at(auth_end);
+    let query = tail.find('?').map_or("", |i| &tail[i..]);
+    format!("{scheme}://{auth}/{database}{query}")
+}
+
+impl AppDb {
+    fn pg_command(&self, program: &str, url: &str) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(program);
+        if let Some(pw) = password_of(url) {
+            cmd.env("PGPASSWORD", pw);
+        }
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+
+    /// Takes a recovery point of the database for `environment` (and prunes the oldest beyond
+    /// `keep_recovery_points`).
+    pub async fn snapshot(
+        &self,
+        environment: &str,
+        release: Option<&str>,
+    ) -> Result<RecoveryPoint, AppDbError> {
+        let dir = dir_of(&self.project_root, environment);
+        std::fs::create_dir_all(&dir).map_err(|source| AppDbError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        let created_at = Utc::now();
+        let mut id = created_at.format("%Y%m%dT%H%M%S%.3fZ").to_string();
+        let ext = match self.engine {
+            Engine::Postgres => "dump",
+            Engine::Sqlite => "sqlite",
+        };
+        let mut n = 1;
+        while dir.join(format!("{id}.json")).exists() || dir.join(format!("{id}.{ext}")).exists() {
+            n += 1;
+            id = format!("{}-{n}", created_at.format("%Y%m%dT%H%M%S%.3fZ"));
+        }
+        let file = format!("{id}.{ext}");
+        let tmp = dir.join(format!(".{file}.partial"));
+        let taken = match self.engine {
+            Engine::Postgres => self.pg_dump(&tmp).await,
+            Engine::Sqlite => self.sqlite_backup(&tmp).await,
+        };
+        let (sha256, size) = match taken {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        let point = RecoveryPoint {
+            id,
+            environment: environment.to_owned(),
+            engine: match self.engine {
+                Engine::Postgres => "postgres".into(),
+                Engine::Sqlite => "sqlite".into(),
+            },
+            format: match self.engine {
+                Engine::Postgres => "pg_dump-custom".into(),
+                Engine::Sqlite => "sqlite-backup".into(),
+            },
+            file,
+            sha256,
+            size,
+            created_at,
+            release: release.map(str::to_owned),
+            dir: dir.clone(),
+        };
+        let io = |path: PathBuf| move |source| AppDbError::Io { path, source };
+        std::fs::rename(&tmp, point.path()).map_err(io(point.path()))?;
+        let manifest = serde_json::to_string_pretty(&point).expect("a manifest always serializes");
+        let mtmp = dir.join(format!(".{}.json.partial", point.id));
+        std::fs::write(&mtmp, manifest + "\n").map_err(io(mtmp.clone()))?;
+        std::fs::rename(&mtmp, point.manifest_path()).map_err(io(point.manifest_path()))?;
+        self.prune(environment)?;
+        Ok(point)
+    }
+
+    fn prune(&self, environment: &str) -> Result<(), AppDbError> {
+        let all = list(&self.project_root, environment)?;
+        let keep = usize::try_from(self.keep_recovery_points.max(1)).unwrap_or(usize::MAX);
+        if all.len() > keep {
+            for p in &all[..all.len() - keep] {
+                let _ = std::fs::remove_file(p.path());
+                let _ = std::fs::remove_file(p.manifest_path());
+            }
+        }
+        Ok(())
+    }
+
+    /// `pg_dump -Fc` to `out`, hashing the stream as it is written.
+    async fn pg_dump(&self, out: &Path) -> Result<(String, u64), AppDbError> {
+        let safe = without_password(&self.url);
+        let mut cmd = self.pg_command("pg_dump", &self.url);
+        cmd.args(["--format=custom", "--dbname"])
+            .arg(&safe)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|e| AppDbError::Tool {
+            program: "pg_dump".into(),
+            status: "not started".into(),
+            stderr: e.to_string(),
+        })?;
+        let mut stdout = child.stdout.take().expect("stdout was piped");
+        let mut stderr = child.stderr.take().expect("stderr was piped");
+        let err_task = tokio::spawn(async move {
+            let mut s = String::new();
+            let _ = stderr.read_to_string(&mut s).await;
+            s
+        });
+        let io = |source| AppDbError::Io {
+            path: out.to_path_buf(),
+            source,
+        };
+        let mut f = tokio::fs::File::create(out).await.map_err(io)?;
+        let mut h = Sha256::new();
+        let mut size = 0u64;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = stdout.read(&mut buf).await.map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+            f.write_all(&buf[..n]).await.map_err(io)?;
+            size += n as u64;
+        }
+        f.sync_all().await.map_err(io)?;
+        let status = child.wait().await.map_err(io)?;
+        let stderr = err_task.await.unwrap_or_default();
+        if !status.success() {
+            return Err(AppDbError::Tool {
+                program: "pg_dump".into(),
+                status: status.to_string(),
+                stderr: stderr.trim().to_owned(),
+            });
+        }
+        Ok((hex::encode(h.finalize()), size))
+    }
+
+    /// SQLite's online backup API into `out`.
+    ///
+    /// sqlx does not expose the backup API; rusqlite 0.32 does and links the very same
+    /// libsqlite3-sys (0.30) as sqlx, so one SQLite library is built. The copy is one step (all
+    /// pages under one read transaction): a consistent snapshot even while the app writes (WAL
+    /// readers do not block writers).
+    async fn sqlite_backup(&self, out: &Path) -> Result<(String, u64), AppDbError> {
+        let src = self.sqlite_path();
+        let out = out.to_path_buf();
+        let target = self.target();
+        tokio::task::spawn_blocking(move || {
+            let fail = |e: rusqlite::Error| AppDbError::Sql {
+                target: target.clone(),
+                what: "taking a recovery point (online backup)".into(),
+                message: e.to_string(),
+            };
+            // A database not created yet (the first release's migrations create it) is
+            // recorded as the empty database it is.
+            let flags = if src.is_file() {
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+            } else {
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+                    | rusqlite::OpenFlags::SQLITE_OPEN_CREATE
+            };
+            let source = rusqlite::Connection::open_with_flags(
+                &src,
+                flags | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(|e| AppDbError::Connect {
+                target: target.clone(),
+                message: e.to_string(),
+            })?;
+            source.busy_timeout(Duration::from_secs(30)).map_err(fail)?;
+            let mut dest = rusqlite::Connection::open(&out).map_err(fail)?;
+            {
+                let backup = rusqlite::backup::Backup::new(&source, &mut dest).map_err(fail)?;
+                copy_all(&backup).map_err(fail)?;
+            }
+            // A recovery point is one self-contained file, whatever the live database's journal.
+            dest.pragma_update(None, "journal_mode", "DELETE")
+                .map_err(fail)?;
+            drop(dest);
+            let size = std::fs::metadata(&out)
+                .map_err(|source| AppDbError::Io {
+                    path: out.clone(),
+                    source,
+                })?
+                .len();
+            Ok((sha256_file(&out)?, size))
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(AppDbError::Sql {
+                target: String::new(),
+                what: "taking a recovery point".into(),
+                message: e.to_string(),
+            })
+        })
+    }
+
+    /// Restores `point` into the database after checking its digest (nothing is touched when it
+    /// does not match). PostgreSQL: `pg_restore --clean --if-exists` in one transaction;
+    /// SQLite: the backup API copies the point's pages over the live database (the app's open
+    /// connections see the restored content, which a file rename would hide from them).
+    pub async fn restore(&self, point: &RecoveryPoint) -> Result<(), AppDbError> {
+        let path = point.path();
+        let check = path.clone();
+        let p2 = point.clone();
+        tokio::task::spawn_blocking(move || p2.verify())
+            .await
+            .unwrap_or_else(|e| {
+                Err(AppDbError::BadRecoveryPoint {
+                    path: check,
+                    message: e.to_string(),
+                })
+            })?;
+        match self.engine {
+            Engine::Postgres => {
+                self.drop_tables_not_in(&path).await?;
+                self.pg_restore(&self.url, &path).await
+            }
+            Engine::Sqlite => {
+                let dst = self.sqlite_path();
+                let target = self.target();
+                tokio::task::spawn_blocking(move || {
+                    let fail = |e: rusqlite::Error| AppDbError::Sql {
+                        target: target.clone(),
+                        what: "restoring a recovery point (online backup)".into(),
+                        message: e.to_string(),
+                    };
+                    let source = rusqlite::Connection::open_with_flags(
+                        &path,
+                        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+                    )
+                    .map_err(fail)?;
+                    let mut dest = rusqlite::Connection::open(&dst).map_err(fail)?;
+                    dest.busy_timeout(Duration::from_secs(30)).map_err(fail)?;
+                    let backup = rusqlite::backup::Backup::new(&source, &mut dest).map_err(fail)?;
+                    copy_all(&backup).map_err(fail)
+                })
+                .await
+                .unwrap_or_else(|e| {
+                    Err(AppDbError::Sql {
+                        target: String::new(),
+                        what: "restoring a recovery point".into(),
+                        message: e.to_string(),
+                    })
+                })
+            }
+        }
+    }
+
+    /// `pg_restore --clean` drops and recreates what the dump holds, nothing else: a table
+    /// created after the point (an expand migration's) would survive it, and the restored
+    /// history would then try to create it again. Such tables are dropped first.
+    async fn drop_tables_not_in(&self, file: &Path) -> Result<(), AppDbError> {
+        let out = self
+            .pg_command("pg_restore", &self.url)
+            .arg("--list")
+            .arg(file)
+            .output()
+            .await
+            .map_err(|e| AppDbError::Tool {
+                program: "pg_restore".into(),
+                status: "not started".into(),
+                stderr: e.to_string(),
+            })?;
+        if !out.status.success() {
+            return Err(AppDbError::Tool {
+                program: "pg_restore --list".into(),
+                status: out.status.to_string(),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            });
+        }
+        let listed = String::from_utf8_lossy(&out.stdout);
+        let in_dump = dumped_tables(&listed);
+        let Conn::Pg(mut c) = self.connect().await? else {
+            return Ok(());
+        };
+        let live: Vec<(String, String)> = sqlx::query_as(
+            "SELECT schemaname::text, tablename::text FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema') AND schemaname NOT LIKE 'pg\\_%'",
+        )
+        .fetch_all(&mut c)
+        .await
+        .map_err(|e| AppDbError::Sql {
+            target: self.target(),
+            what: "listing tables before a restore".into(),
+            message: e.to_string(),
+        })?;
+        let extra: Vec<String> = live
+            .into_iter()
+            .filter(|t| !in_dump.contains(t))
+            .map(|(s, t)| {
+                format!(
+                    "\"{}\".\"{}\"",
+                    s.replace('"', "\"\""),
+                    t.replace('"', "\"\"")
+                )
+            })
+            .collect();
+        let r = if extra.is_empty() {
+            Ok(())
+        } else {
+            sqlx::raw_sql(&format!(
+                "DROP TABLE IF EXISTS {} CASCADE",
+                extra.join(", ")
+            ))
+            .execute(&mut c)
+            .await
+            .map(drop)
+            .map_err(|e| AppDbError::Sql {
+                target: self.target(),
+                what: "dropping tables created after the recovery point".into(),
+                message: e.to_string(),
+            })
+        };
+        close(Conn::Pg(c)).await;
+        r
+    }
+
+    async fn pg_restore(&self, url: &str, file: &Path) -> Result<(), AppDbError> {
+        let mut cmd = self.pg_command("pg_restore", url);
+        cmd.args([
+            "--clean",
+            "--if-exists",
+            "--no-owner",
+            "--single-transaction",
+            "--exit-on-error",
+            "--dbname",
+        ])
+        .arg(without_password(url))
+        .arg(file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+        let out = cmd.output().await.map_err(|e| AppDbError::Tool {
+            program: "pg_restore".into(),
+            status: "not started".into(),
+            stderr: e.to_string(),
+        })?;
+        if !out.status.success() {
+            return Err(AppDbError::Tool {
+                program: "pg_restore".into(),
+                status: out.status.to_string(),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The restore drill: `point` restored into a scratch database (PostgreSQL: a new database
+    /// on the same server; SQLite: a copy), `query` run on it (at least one row), the scratch
+    /// dropped whatever happened.
+    pub async fn drill(
+        &self,
+        point: &RecoveryPoint,
+        query: &str,
+    ) -> Result<DrillReport, AppDbError> {
+        point.verify()?;
+        let rows = match self.engine {
+            Engine::Postgres => self.pg_drill(point, query).await?,
+            Engine::Sqlite => {
+                let scratch =
+                    point
+                        .dir
+                        .join(format!(".drill-{}-{}.sqlite", point.id, std::process::id()));
+                std::fs::copy(point.path(), &scratch).map_err(|source| AppDbError::Io {
+                    path: scratch.clone(),
+                    source,
+                })?;
+                let rows = async {
+                    let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(&scratch);
+                    let mut c = sqlx::sqlite::SqliteConnection::connect_with(&opts)
+                        .await
+                        .map_err(|e| AppDbError::DrillFailed {
+                            message: e.to_string(),
+                        })?;
+                    let r = sqlx::query(query).fetch_all(&mut c).await;
+                    let _ = c.close().await;
+                    r.map(|v| v.len() as u64)
+                        .map_err(|e| AppDbError::DrillFailed {
+                            message: e.to_string(),
+                        })
+                }
+                .await;
+                let _ = std::fs::remove_file(&scratch);
+                rows?
+            }
+        };
+        if rows == 0 {
+            return Err(AppDbError::DrillEmpty {
+                query: query.to_owned(),
+            });
+        }
+        Ok(DrillReport {
+            recovery_point: point.id.clone(),
+            query: query.to_owned(),
+            rows,
+        })
+    }
+
+    async fn pg_drill(&self, point: &RecoveryPoint, query: &str) -> Result<u64, AppDbError> {
+        let scratch = format!(
+            "cutover_drill_{}_{}",
+            std::process::id(),
+            Utc::now().timestamp_millis()
+        );
+        let Conn::Pg(mut admin) = self.connect().await? else {
+            return Err(AppDbError::DrillFailed {
+                message: "not a PostgreSQL database".into(),
+            });
+        };
+        let sql_fail = |what: &str, e: sqlx::Error| AppDbError::Sql {
+            target: self.target(),
+            what: what.to_owned(),
+            message: e.to_string(),
+        };
+        sqlx::raw_sql(&format!("CREATE DATABASE \"{scratch}\""))
+            .execute(&mut admin)
+            .await
+            .map_err(|e| sql_fail("creating the drill's scratch database", e))?;
+        let url = with_database(&self.url, &scratch);
+        let result = async {
+            self.pg_restore(&url, &point.path()).await?;
+            let opts = url
+                .parse::<sqlx::postgres::PgConnectOptions>()
+                .map_err(|e| AppDbError::DrillFailed {
+                    message: e.to_string(),
+                })?;
+            let mut c = sqlx::postgres::PgConnection::connect_with(&opts)
+                .await
+                .map_err(|e| AppDbError::DrillFailed {
+                    message: e.to_string(),
+                })?;
+            let r = sqlx::query(query).fetch_all(&mut c).await;
+            let _ = c.close().await;
+            r.map(|v| v.len() as u64)
+                .map_err(|e| AppDbError::DrillFailed {
+                    message: e.to_string(),
+                })
+        }
+        .await;
+        let dropped = sqlx::raw_sql(&format!(
+            "DROP DATABASE IF EXISTS \"{scratch}\" WITH (FORCE)"
+        ))
+        .execute(&mut admin)
+        .await;
+        close(Conn::Pg(admin)).await;
+        let rows = result?;
+        dropped.map_err(|e| sql_fail("dropping the drill's scratch database", e))?;
+        Ok(rows)
+    }
+}
+
+/// Copies every page in one step (`sqlite3_backup_step(-1)`: one read transaction, so a
+/// consistent copy; rusqlite's `run_to_completion` only takes positive page counts). Busy or
+/// locked: wait a little and step again.
+fn copy_all(backup: &rusqlite::backup::Backup<'_, '_>) -> rusqlite::Result<()> {
+    use rusqlite::backup::StepResult;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match backup.step(-1)? {
+            StepResult::Done => return Ok(()),
+            StepResult::More => {}
+            _ if std::time::Instant::now() > deadline => {
+                return Err(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                    Some("the database stayed locked for 60 s".into()),
+                ));
+            }
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+/// `(schema, table)` of the TABLE entries of a `pg_restore --list` (lines such as
+/// `215; 1259 16385 TABLE public notes postgres`).
+fn dumped_tables(list: &str) -> Vec<(String, String)> {
+    list.lines()
+        .filter(|l| !l.starts_with(';'))
+        .filter_map(|l| {
+            let rest = l.split_once(';')?.1;
+            let mut w = rest.split_whitespace().skip(2);
+            (w.next()? == "TABLE").then_some(())?;
+            Some((w.next()?.to_owned(), w.next()?.to_owned()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_lose_their_password() {
+        assert_eq!(
+            without_password("postgres://app:s%40cret@db:5432/app?sslmode=require"),
+            "postgres://app@db:5432/app?sslmode=require"
+        );
+        assert_eq!(
+            password_of("postgres://app:s%40cret@db:5432/app").as_deref(),
+            Some("s@cret")
+        );
+        assert_eq!(without_password("postgres://db/app"), "postgres://db/app");
+        assert_eq!(
+            with_database("postgres://u:p@h:1/app?x=1", "scratch"),
+            "postgres://u:p@h:1/scratch?x=1"
+        );
+        assert_eq!(with_database("postgres://h:1", "s"), "postgres://h:1/s");
+        assert_eq!(
+            dumped_tables(
+                "; comment\n215; 1259 16385 TABLE public notes postgres\n216; 1259 16390 SEQUENCE public s postgres\n"
+            ),
+            vec![("public".to_owned(), "notes".to_owned())]
+        );
+    }
+}

@@ -1,0 +1,4 @@
+//! The integration tests of cutover-webhooks: one test binary, one module per area.
+
+mod parse;
+mod routes;

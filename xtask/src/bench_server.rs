@@ -1,0 +1,449 @@
+//! `cargo xtask bench server`: latency (p50, p99) and throughput of `cutover serve`'s status,
+//! release and "what ran at T" endpoints on PostgreSQL holding 1,000,000 audit events.
+//!
+//! The history: a year of events (a valid hash chain, written with multi-row INSERTs, not
+//! through `apply`): mostly queue and agent traffic, with a deployment of one of 50 releases
+//! every few hours to staging or production (4 hosts), each with its traffic switch and one
+//! proof per host. The server runs in this process on a loopback port; the load generator is an
+//! open-loop hyper client (requests scheduled at a fixed rate on 32 keep-alive connections, the
+//! latency counted from the scheduled instant, so a stall is not hidden by waiting; requests more
+//! than 2 s overdue are dropped and counted as errors) at 1,000 requests/s for 10 s per endpoint, then a closed loop (32 connections, as fast as they go)
+//! for the most the server does. Built in debug mode it re-runs itself in release mode.
+//! Sizes: `CUTOVER_BENCH_SERVER_EVENTS` (default 1,000,000), `CUTOVER_BENCH_SERVER_RATE`
+//! (default 1,000), `CUTOVER_BENCH_SERVER_SECS` (default 10).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use chrono::{TimeZone as _, Utc};
+use cutover_core::audit::{AuditEvent, GENESIS_HASH, canonical_json};
+use cutover_store::{Audit, Change, PgStore, Release, ReleaseKind, Store, TokenScope};
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::json;
+use sqlx::Connection;
+
+use crate::bench::{rerun_in_release, size};
+
+/// Rows per INSERT while filling the chain.
+const FILL_BATCH: usize = 2_000;
+/// Keep-alive connections of the load generator.
+const CONNECTIONS: usize = 32;
+const RELEASES: usize = 50;
+/// A request still unsent this long after its scheduled instant is dropped (and counted).
+const GIVE_UP: Duration = Duration::from_secs(2);
+const HOSTS: [&str; 4] = ["web-1", "web-2", "web-3", "web-4"];
+
+const CONFIG: &str = r#"
+[project]
+name = "hello"
+
+[service]
+start = ["{release_dir}/hello", "--port", "{port}"]
+
+[environments.staging]
+hosts = ["web-1"]
+listen = "127.0.0.1:18080"
+
+[environments.production]
+hosts = ["web-1", "web-2", "web-3", "web-4"]
+listen = "127.0.0.1:18090"
+promote_from = "staging"
+"#;
+
+pub fn run() -> Result<()> {
+    if cfg!(debug_assertions) {
+        return rerun_in_release();
+    }
+    let events = size("CUTOVER_BENCH_SERVER_EVENTS", 1_000_000);
+    let rate = size("CUTOVER_BENCH_SERVER_RATE", 1_000);
+    let secs = size("CUTOVER_BENCH_SERVER_SECS", 10);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    println!("starting a throwaway PostgreSQL cluster…");
+    let cluster = crate::pg::start()?;
+    let tmp = tempfile::tempdir()?;
+    let result = runtime.block_on(bench(&cluster, tmp.path(), events, rate, secs));
+    cluster.stop()?;
+    result
+}
+
+fn version(i: usize) -> String {
+    format!("1.{i}.0")
+}
+
+/// The history's events in seq order, `FILL_BATCH` at a time: (event, canonical payload).
+fn history(
+    n: usize,
+    start: chrono::DateTime<Utc>,
+    step_us: i64,
+) -> impl Iterator<Item = Vec<(AuditEvent, String)>> {
+    let mut prev = GENESIS_HASH.to_owned();
+    let mut seq = 0i64;
+    let mut deployment = 0i64;
+    std::iter::from_fn(move || {
+        if seq as usize >= n {
+            return None;
+        }
+        let mut batch = Vec::with_capacity(FILL_BATCH);
+        while batch.len() < FILL_BATCH && (seq as usize) < n {
+            seq += 1;
+            let at = start + chrono::Duration::microseconds(seq * step_us);
+            // Every 500th event a deployment: its switch, then a proof per host.
+            let phase = seq % 500;
+            let (action, subject, payload) = if phase == 0 {
+                deployment += 1;
+                let env = if deployment % 2 == 0 {
+                    "production"
+                } else {
+                    "staging"
+                };
+                let v = version(((deployment / 2) as usize) % RELEASES);
+                let hosts: Vec<_> = HOSTS
+                    .iter()
+                    .take(if env == "production" { 4 } else { 1 })
+                    .map(|h| json!({"host": h, "serving": [{"version": v, "slot": if deployment % 4 < 2 { "blue" } else { "green" }, "weight": 100}]}))
+                    .collect();
+                (
+                    "deployment.switch".to_owned(),
+                    format!("env:{env}"),
+                    json!({"environment": env, "deployment": deployment, "hosts": hosts}),
+                )
+            } else if (1..=4).contains(&phase) && (deployment % 2 == 0 || phase == 1) {
+                let env = if deployment % 2 == 0 {
+                    "production"
+                } else {
+                    "staging"
+                };
+                let v = version(((deployment / 2) as usize) % RELEASES);
+                (
+                    "proof.record".to_owned(),
+                    format!("deployment:{deployment}"),
+                    json!({"environment": env, "host": HOSTS[(phase - 1) as usize], "version": v, "keyid": "SHA256:bench"}),
+                )
+            } else if phase % 3 == 0 {
+                let job = seq / 3;
+                (
+                    "job.enqueue".to_owned(),
+                    format!("job/{job}"),
+                    json!({"class": "normal", "kind": "check", "priority": 0}),
+                )
+            } else if phase % 3 == 1 {
+                (
+                    "job.complete".to_owned(),
+                    format!("job/{}", seq / 3),
+                    json!({"worker": "w:1", "attempts": 1}),
+                )
+            } else {
+                let host = HOSTS[(seq % 4) as usize];
+                (
+                    "agent.register".to_owned(),
+                    format!("host:{host}"),
+                    json!({"version": "0.1.0"}),
+                )
+            };
+            let e = AuditEvent::seal(seq, at, "bench", action, subject, payload, prev.clone());
+            prev = e.hash.clone();
+            let p = canonical_json(&e.payload);
+            batch.push((e, p));
+        }
+        Some(batch)
+    })
+}
+
+async fn fill(
+    store: &PgStore,
+    events: usize,
+    start: chrono::DateTime<Utc>,
+    step_us: i64,
+) -> Result<()> {
+    let mut tx = store.pool().begin().await?;
+    for batch in history(events, start, step_us) {
+        let mut qb = sqlx::QueryBuilder::<sqlx::Postgres>::new(
+            "INSERT INTO audit (seq, at_us, actor, action, subject, payload, prev_hash, hash) ",
+        );
+        qb.push_values(batch, |mut b, (e, p)| {
+            b.push_bind(e.seq)
+                .push_bind(e.at.timestamp_micros())
+                .push_bind(e.actor)
+                .push_bind(e.action)
+                .push_bind(e.subject)
+                .push_bind(p)
+                .push_bind(e.prev_hash)
+                .push_bind(e.hash);
+        });
+        qb.build().execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    sqlx::query("ANALYZE audit").execute(store.pool()).await?;
+    Ok(())
+}
+
+async fn bench(
+    cluster: &crate::pg::PgCluster,
+    tmp: &std::path::Path,
+    events: usize,
+    rate: usize,
+    secs: usize,
+) -> Result<()> {
+    let mut c = sqlx::PgConnection::connect(&cluster.url).await?;
+    sqlx::query("CREATE DATABASE bench_server")
+        .execute(&mut c)
+        .await?;
+    c.close().await?;
+    let url = cluster.url_for("bench_server");
+    let pg = PgStore::open(&url).await?;
+    let start = Utc
+        .with_ymd_and_hms(2025, 11, 1, 0, 0, 0)
+        .single()
+        .context("a valid date")?;
+    // A year of history.
+    let step_us = 365 * 86_400 * 1_000_000 / i64::try_from(events.max(1))?;
+    let t = Instant::now();
+    fill(&pg, events, start, step_us).await?;
+    println!(
+        "filled {events} audit events in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let store: Arc<dyn Store> = Arc::new(pg);
+    for i in 0..RELEASES {
+        let r = Release {
+            version: version(i),
+            tag: format!("v{}", version(i)),
+            commit: format!("{:040x}", i + 1),
+            kind: ReleaseKind::Normal,
+            notes: format!("## {}\n\n- feat: change {i}\n", version(i)),
+            changes: json!([{"type": "feat", "summary": format!("change {i}"), "time": "2026-01-01T00:00:00Z"}]),
+            artifact_digest: Some(format!("sha256:{:064x}", i + 1)),
+            bom: Some(
+                json!({"bomFormat": "CycloneDX", "specVersion": "1.6", "components": (0..200).map(|c| json!({"name": format!("dep-{c}"), "licenses": [{"license": {"id": if c % 3 == 0 { "MIT" } else { "Apache-2.0" }}}]})).collect::<Vec<_>>()}),
+            ),
+            vulns: None,
+            created_at: start + chrono::Duration::days(i64::try_from(i)? * 7),
+        };
+        store
+            .apply_one(
+                Change::InsertRelease(r),
+                &Audit::new(
+                    "bench",
+                    "release.created",
+                    format!("release:{}", version(i)),
+                    json!({}),
+                ),
+            )
+            .await?;
+    }
+    let (_, secret) =
+        cutover_server::tokens::create_token(&*store, "bench", TokenScope::Viewer, &[], "bench")
+            .await?;
+    store.close().await;
+    // The store's statements are prepared once per connection; after five executions PostgreSQL
+    // may switch to a generic plan, which for `($n IS NULL OR col = $n)` filters cannot use the
+    // indexes. The second pass forces custom plans to show what that costs.
+    for (label, url) in [
+        ("as configured", url.clone()),
+        (
+            "plan_cache_mode=force_custom_plan",
+            format!("{url}?options[plan_cache_mode]=force_custom_plan"),
+        ),
+    ] {
+        let store: Arc<dyn Store> = Arc::new(PgStore::open(&url).await?);
+        println!("\n== {label} ==");
+        endpoints(store.clone(), tmp, start, &secret, events, rate, secs).await?;
+        store.close().await;
+    }
+    Ok(())
+}
+
+async fn endpoints(
+    store: Arc<dyn Store>,
+    tmp: &std::path::Path,
+    start: chrono::DateTime<Utc>,
+    secret: &str,
+    events: usize,
+    rate: usize,
+    secs: usize,
+) -> Result<()> {
+    let config =
+        cutover_config::load_str::<&str, &str>(CONFIG, std::path::Path::new("cutover.toml"), &[])?;
+    let state = cutover_server::ServerState::new(store, config, tmp.to_owned(), false);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let router = cutover_server::app(state.clone());
+    let server = tokio::spawn(async move {
+        cutover_server::serve(listener, &state, router, async {
+            let _ = stopped.await;
+        })
+        .await
+    });
+    // Half-way through the year: the replay covers half of the history.
+    let mid =
+        (start + chrono::Duration::days(182)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let endpoints = [
+        ("status", "/api/v1/status".to_owned()),
+        ("release", format!("/api/v1/releases/{}", version(7))),
+        (
+            "served-at",
+            format!("/api/v1/environments/production/served?at={mid}"),
+        ),
+    ];
+    println!(
+        "{events} audit events on PostgreSQL; open loop at {rate} req/s for {secs} s per endpoint, {CONNECTIONS} connections"
+    );
+    println!(
+        "{:<10} {:>9} {:>9} {:>9} {:>11} {:>8} | {:>14}",
+        "endpoint", "p50 ms", "p99 ms", "max ms", "achieved/s", "errors", "closed-loop/s"
+    );
+    for (name, path) in &endpoints {
+        let uri = format!("http://{addr}{path}");
+        // Warm up (connections, caches, prepared statements: more than five executions each).
+        let _ = open_loop(&uri, secret, 100, Duration::from_secs(1)).await?;
+        let r = open_loop(
+            &uri,
+            secret,
+            rate,
+            Duration::from_secs(u64::try_from(secs)?),
+        )
+        .await?;
+        let max = closed_loop(&uri, secret, Duration::from_secs(5)).await?;
+        println!(
+            "{name:<10} {:>9.2} {:>9.2} {:>9.2} {:>11.0} {:>8} | {:>14.0}",
+            r.p50_ms, r.p99_ms, r.max_ms, r.achieved, r.errors, max
+        );
+    }
+    let _ = stop.send(());
+    server.await??;
+    Ok(())
+}
+
+struct Run {
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+    achieved: f64,
+    errors: usize,
+}
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+fn client() -> HttpClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(CONNECTIONS)
+        .build(connector)
+}
+
+/// One request; true when it answered 200 with a whole body.
+async fn request(client: &HttpClient, uri: &str, token: &str) -> bool {
+    let Ok(req) = hyper::Request::get(uri)
+        .header("authorization", format!("Bearer {token}"))
+        .body(Full::new(Bytes::new()))
+    else {
+        return false;
+    };
+    match client.request(req).await {
+        Ok(resp) => {
+            let ok = resp.status() == hyper::StatusCode::OK;
+            ok && resp.into_body().collect().await.is_ok()
+        }
+        Err(_) => false,
+    }
+}
+
+/// Requests scheduled every 1/rate s for `duration`, spread over [`CONNECTIONS`] tasks; each
+/// latency runs from the request's scheduled instant to its last byte.
+async fn open_loop(uri: &str, token: &str, rate: usize, duration: Duration) -> Result<Run> {
+    let total = (rate as f64 * duration.as_secs_f64()) as usize;
+    if total == 0 {
+        bail!("nothing to send: rate {rate} for {duration:?}");
+    }
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let begin = tokio::time::Instant::now() + Duration::from_millis(50);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let client = client();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..CONNECTIONS {
+        let (next, client, uri, token) = (
+            next.clone(),
+            client.clone(),
+            uri.to_owned(),
+            token.to_owned(),
+        );
+        tasks.spawn(async move {
+            let mut lat = Vec::new();
+            let mut errors = 0usize;
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= total {
+                    break;
+                }
+                let due = begin + interval.mul_f64(i as f64);
+                tokio::time::sleep_until(due).await;
+                // A server far behind its schedule: give up on what is overdue (counted as errors)
+                // so that a slow configuration cannot make the run last for minutes.
+                if due.elapsed() > GIVE_UP {
+                    errors += 1;
+                    continue;
+                }
+                if request(&client, &uri, &token).await {
+                    lat.push(due.elapsed());
+                } else {
+                    errors += 1;
+                }
+            }
+            (lat, errors)
+        });
+    }
+    let mut all = Vec::with_capacity(total);
+    let mut errors = 0;
+    while let Some(joined) = tasks.join_next().await {
+        let (lat, e) = joined?;
+        all.extend(lat);
+        errors += e;
+    }
+    let elapsed = begin.elapsed();
+    all.sort();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .map_or(f64::NAN, |d| d.as_secs_f64() * 1e3)
+    };
+    Ok(Run {
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        max_ms: all.last().map_or(f64::NAN, |d| d.as_secs_f64() * 1e3),
+        achieved: all.len() as f64 / elapsed.as_secs_f64(),
+        errors,
+    })
+}
+
+/// Requests per second with [`CONNECTIONS`] connections sending back to back for `duration`.
+async fn closed_loop(uri: &str, token: &str, duration: Duration) -> Result<f64> {
+    let client = client();
+    let end = Instant::now() + duration;
+    let begin = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..CONNECTIONS {
+        let (client, uri, token) = (client.clone(), uri.to_owned(), token.to_owned());
+        tasks.spawn(async move {
+            let mut n = 0usize;
+            while Instant::now() < end {
+                if request(&client, &uri, &token).await {
+                    n += 1;
+                }
+            }
+            n
+        });
+    }
+    let mut n = 0;
+    while let Some(joined) = tasks.join_next().await {
+        n += joined?;
+    }
+    Ok(n as f64 / begin.elapsed().as_secs_f64())
+}

@@ -685,8 +685,9 @@ pub fn tls_config(
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// TCP connections that completed their TLS handshake. Handshakes run on tasks of their own, so
-/// a slow or silent client holds up no other.
-struct TlsListener {
+/// a slow or silent client holds up no other. Also used by `cutover serve`'s whole app.
+#[derive(Debug)]
+pub struct TlsListener {
     ready: tokio::sync::mpsc::Receiver<(
         tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
         std::net::SocketAddr,
@@ -695,7 +696,8 @@ struct TlsListener {
 }
 
 impl TlsListener {
-    fn new(
+    /// Accepts on `listener` with `config` (see [`tls_config`]).
+    pub fn new(
         listener: tokio::net::TcpListener,
         config: Arc<rustls::ServerConfig>,
     ) -> std::io::Result<Self> {

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use cutover_store::{AuditFilter, Store, Timestamp};
+use cutover_store::{AuditFilter, DeploymentFilter, Store, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::ViewsError;
@@ -132,7 +132,13 @@ pub async fn served_at(
             state.insert(h.host, (payload.deployment, event.at, h.serving));
         }
     }
-    let proofs = proofs_until(store, environment, until).await?;
+    let wanted: std::collections::BTreeSet<(String, String)> = state
+        .iter()
+        .flat_map(|(host, (_, _, serving))| {
+            serving.iter().map(|s| (host.clone(), s.version.clone()))
+        })
+        .collect();
+    let proofs = proofs_until(store, environment, &wanted, until).await?;
     let releases = store.list_releases().await?;
     let mut names: Vec<String> = config_hosts.to_vec();
     names.extend(state.keys().filter(|h| !config_hosts.contains(h)).cloned());
@@ -185,42 +191,65 @@ pub async fn served_at(
     })
 }
 
-/// The newest `proof.record` before `until` per (host, version) of `environment`.
+/// The newest `proof.record` before `until` per wanted (host, version) of `environment`.
+///
+/// Reads only the proofs of the environment's deployments of the wanted versions, newest first
+/// (one indexed query per deployment, stopping once every wanted pair is found), not every
+/// proof ever recorded: with a long history that scan dominated "what ran at T".
 async fn proofs_until(
     store: &dyn Store,
     environment: &str,
+    wanted: &std::collections::BTreeSet<(String, String)>,
     until: Timestamp,
 ) -> Result<BTreeMap<(String, String), ProofRef>, ViewsError> {
-    let events = store
-        .list_audit(&AuditFilter {
-            until: Some(until),
-            action: Some("proof.record".to_owned()),
-            ..AuditFilter::default()
+    let mut out = BTreeMap::new();
+    if wanted.is_empty() {
+        return Ok(out);
+    }
+    let versions: std::collections::BTreeSet<&str> =
+        wanted.iter().map(|(_, v)| v.as_str()).collect();
+    let deployments = store
+        .list_deployments(&DeploymentFilter {
+            environment: Some(environment.to_owned()),
+            ..DeploymentFilter::default()
         })
         .await?;
-    let mut out = BTreeMap::new();
-    for event in events {
-        let Ok(p) = ProofPayload::deserialize(&event.payload) else {
-            continue;
-        };
-        let Some(deployment) = event
-            .subject
-            .strip_prefix("deployment:")
-            .and_then(|id| id.parse::<i64>().ok())
-        else {
-            continue;
-        };
-        if p.environment != environment {
-            continue;
+    // Newest first, so the first proof found for a pair is its newest.
+    for deployment in deployments
+        .iter()
+        .filter(|d| versions.contains(d.release_version.as_str()) && d.created_at < until)
+    {
+        if out.len() == wanted.len() {
+            break;
         }
-        out.insert(
-            (p.host, p.version),
-            ProofRef {
-                deployment,
-                keyid: p.keyid,
-                at: event.at,
-            },
-        );
+        let events = store
+            .list_audit(&AuditFilter {
+                until: Some(until),
+                action: Some("proof.record".to_owned()),
+                subject: Some(format!("deployment:{}", deployment.id)),
+                descending: true,
+                ..AuditFilter::default()
+            })
+            .await?;
+        for event in events {
+            let Ok(p) = ProofPayload::deserialize(&event.payload) else {
+                continue;
+            };
+            if p.environment != environment {
+                continue;
+            }
+            let key = (p.host, p.version);
+            if wanted.contains(&key) && !out.contains_key(&key) {
+                out.insert(
+                    key,
+                    ProofRef {
+                        deployment: deployment.id,
+                        keyid: p.keyid,
+                        at: event.at,
+                    },
+                );
+            }
+        }
     }
     Ok(out)
 }

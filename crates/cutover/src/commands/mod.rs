@@ -47,7 +47,19 @@ use crate::ui::Ui;
 
 pub fn run(cli: Cli, ui: &Ui) -> Result<()> {
     let ctx = Ctx::new(ui, cli.global.clone());
-    match cli.command {
+    // Commands that write events the `[notify]` channels are told about: the dispatcher runs
+    // once after them, whether they succeeded or not (a rolled-back deployment is news too).
+    let notifies = matches!(
+        cli.command,
+        Command::Release(_)
+            | Command::Hotfix(_)
+            | Command::Deploy(_)
+            | Command::Rollback(_)
+            | Command::Incident(_)
+            | Command::Ship(_)
+            | Command::Promote(_)
+    );
+    let result = match cli.command {
         Command::Init(args) => init::run(&ctx, &args),
         Command::Config(cmd) => config::run(&ctx, &cmd),
         Command::Audit(args) => audit::run(&ctx, &args),
@@ -83,7 +95,11 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<()> {
         Command::Testapp(args) => cutover_testapp::run(args).map_err(|e| {
             crate::error::CliError::failed("the test app stopped with an error").with_cause(e)
         }),
+    };
+    if notifies {
+        notice::dispatch_notifications(&ctx);
     }
+    result
 }
 
 /// The names of an environment's hosts.

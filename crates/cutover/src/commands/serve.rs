@@ -58,6 +58,54 @@ pub fn run(ctx: &Ctx<'_>, args: &ServeArgs) -> Result<()> {
     if let Some(webhooks) = webhooks {
         extra = extra.merge(cutover_webhooks::routes(webhooks));
     }
+    // The Atom feed of `[notify.atom]`, built from the audit log on each request.
+    if let Some(notify) = config.notify.clone()
+        && let Some(feed) = notify.atom.clone()
+    {
+        let feed_store = store.clone();
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let title = feed
+            .title
+            .clone()
+            .unwrap_or_else(|| config.project.name.clone());
+        extra = extra.route(
+            "/feed.xml",
+            axum::routing::get(move |headers: axum::http::HeaderMap| {
+                let (store, notify, mut feed) = (feed_store.clone(), notify.clone(), feed.clone());
+                feed.title = Some(title.clone());
+                async move {
+                    let host = headers
+                        .get(axum::http::header::HOST)
+                        .and_then(|h| h.to_str().ok())
+                        .unwrap_or("localhost");
+                    let entries =
+                        cutover_notify::feed_entries(store.as_ref(), &notify, &feed).await;
+                    let xml =
+                        cutover_notify::atom_feed(&entries, &feed, &format!("{scheme}://{host}"));
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "application/atom+xml; charset=utf-8",
+                        )],
+                        xml,
+                    )
+                }
+            }),
+        );
+    }
+    // The notification channels, served continuously (the CLI's commands also send what is
+    // pending when they end; the cursors' compare-and-set keeps each notification single).
+    let channels = config.notify.as_ref().map(|notify| {
+        let (chans, problems) =
+            cutover_notify::channels(notify, &cutover_notify::env_resolver(&root));
+        for problem in problems {
+            ctx.ui.warn(format!(
+                "notification channel {}: {}",
+                problem.channel, problem.message
+            ));
+        }
+        chans
+    });
     let state = ServerState::new(store.clone(), config, root, args.public_read);
     extra = extra.merge(cutover_web::routes(cutover_web::WebState::new(
         store.clone(),
@@ -100,6 +148,19 @@ pub fn run(ctx: &Ctx<'_>, args: &ServeArgs) -> Result<()> {
                 worker_shutdown,
             ))
         });
+        let (stop_notify, notify_stopped) = tokio::sync::oneshot::channel::<()>();
+        let notifier = channels.filter(|c| !c.is_empty()).map(|chans| {
+            tokio::spawn(cutover_notify::dispatch_loop(
+                store.clone(),
+                chans,
+                cutover_notify::DispatchOptions::default(),
+                std::time::Duration::from_secs(2),
+                async move {
+                    let _ = notify_stopped.await;
+                },
+                |_report: &cutover_notify::DispatchReport| {},
+            ))
+        });
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .map_err(|e| CliError::internal("cannot watch for SIGTERM").with_cause(e))?;
         let shutdown = async move {
@@ -117,6 +178,10 @@ pub fn run(ctx: &Ctx<'_>, args: &ServeArgs) -> Result<()> {
             None => cutover_server::serve(listener, &state, router, shutdown).await,
         };
         stop_workers.trigger();
+        let _ = stop_notify.send(());
+        if let Some(notifier) = notifier {
+            let _ = notifier.await;
+        }
         if let Some(pool) = pool {
             ctx.ui.status("stopping", "the queue workers finish their jobs");
             let _ = pool.await;

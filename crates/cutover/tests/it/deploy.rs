@@ -261,6 +261,8 @@ pub fn eventually(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
 #[test]
 fn serve_answers_remote_agents_over_tcp_until_interrupted() {
     let p = Project::new();
+    // `cutover serve` serves a project (its API and dashboard need its configuration).
+    p.write("cutover.toml", "[project]\nname = \"remote\"\n");
     p.cutover(&["host", "add", "web-1", "--token-file", "web-1.token"])
         .success();
     let mut serve = spawn_cutover(p.path(), &["--json", "serve", "--listen", "127.0.0.1:0"]);

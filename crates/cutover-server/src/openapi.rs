@@ -7,7 +7,7 @@ use axum::response::IntoResponse;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use crate::api::{read, types, write};
+use crate::api::{incidents, read, types, write};
 use crate::error::{ErrorBody, ErrorCode, ErrorDetail};
 
 #[derive(OpenApi)]
@@ -24,12 +24,14 @@ use crate::error::{ErrorBody, ErrorCode, ErrorDetail};
         read::status, read::env_status, read::releases, read::release, read::deployments,
         read::deployment, read::history, read::audit, read::served, read::jobs, read::hosts,
         read::incidents, read::tokens, write::create_approval, write::create_deployment,
+        incidents::metrics, incidents::open, incidents::resolve,
     ),
     components(schemas(
         ErrorBody, ErrorDetail, ErrorCode,
         types::ApprovalRequest, types::ApprovalResponse, types::DeploymentRequest,
         types::DeploymentAccepted, types::ReleaseSummary, types::ReleaseDetail, types::BomSummary,
         types::CheckRef, types::DeploymentDetail, types::TokenView,
+        incidents::IncidentRequest, incidents::ResolveRequest,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

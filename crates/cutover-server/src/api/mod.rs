@@ -3,6 +3,7 @@
 //!
 //! Lists take `?limit=` (default [`DEFAULT_LIMIT`], at most [`MAX_LIMIT`]). Times are RFC 3339 UTC.
 
+pub mod incidents;
 pub mod read;
 pub mod types;
 pub mod write;
@@ -35,7 +36,12 @@ pub fn routes() -> Router<ServerState> {
         .route("/api/v1/environments/{env}/served", get(read::served))
         .route("/api/v1/jobs", get(read::jobs))
         .route("/api/v1/hosts", get(read::hosts))
-        .route("/api/v1/incidents", get(read::incidents))
+        .route(
+            "/api/v1/incidents",
+            get(read::incidents).post(incidents::open),
+        )
+        .route("/api/v1/incidents/{id}/resolve", post(incidents::resolve))
+        .route("/api/v1/metrics", get(incidents::metrics))
         .route("/api/v1/approvals", post(write::create_approval))
         .route("/api/v1/tokens", get(read::tokens))
 }

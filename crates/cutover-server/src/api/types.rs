@@ -267,3 +267,16 @@ pub struct JobsQuery {
     #[param(value_type = Option<i64>)]
     pub limit: Option<String>,
 }
+
+/// `GET /api/v1/metrics` parameters.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsParams {
+    /// The environment (default: production, else the end of the `promote_from` chain).
+    pub env: Option<String>,
+    /// `90d`, `12w`, `24h` or an RFC 3339 instant (default `90d`).
+    pub since: Option<String>,
+    /// RFC 3339 or a duration back from now (default: now).
+    pub until: Option<String>,
+}

@@ -7,5 +7,6 @@ mod api;
 mod auth;
 mod bad_input;
 mod common;
+mod incidents;
 mod openapi;
 mod replicas;

@@ -14,10 +14,10 @@ use crate::ui::{BOLD, Ui};
 use clap::Parser;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The sample history: (file, content, commit message). Dates are fixed so the demo's notes and
 /// hashes are the same on every run.
@@ -127,6 +127,16 @@ pub fn run(ctx: &Ctx<'_>, args: &DemoArgs) -> Result<()> {
         if let Some(tmp) = tmp {
             let _ = tmp.keep();
         }
+        if result.is_ok() {
+            match start_dashboard(&dir) {
+                Ok(url) => ui.println(format!(
+                    "{} {url} (`cutover serve`, read-only without a token; its pid is in \
+                     .cutover/serve.pid, its log in .cutover/serve.log)",
+                    Ui::paint(BOLD, "the dashboard:")
+                )),
+                Err(e) => ui.warn(format!("the dashboard did not start: {e}")),
+            }
+        }
         ui.println(format!(
             "\nThe sample project stays in {}; its services keep running \
              (`cutover --project {} agent stop --local --all` stops them).",
@@ -196,6 +206,7 @@ fn tour(ui: &Ui, dir: &Path, project: &str) -> Result<()> {
     step(ui, project, &["history"])?;
     step(ui, project, &["proof", "production", "--verify"])?;
     step(ui, project, &["audit", "verify"])?;
+    step(ui, project, &["metrics", "--env", "production"])?;
     ui.println(format!(
         "\n{} {served}",
         Ui::paint(BOLD, "requests during the tour:")
@@ -207,6 +218,47 @@ fn tour(ui: &Ui, dir: &Path, project: &str) -> Result<()> {
         production
     ));
     Ok(())
+}
+
+/// Starts `cutover serve --public-read` for the kept project, detached (its own process group, so
+/// it outlives the demo), and returns its URL once it answers.
+fn start_dashboard(dir: &Path) -> std::result::Result<String, String> {
+    let exe =
+        std::env::current_exe().map_err(|e| format!("cannot find the cutover executable: {e}"))?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| format!("no free port: {e}"))?
+        .port();
+    let state = dir.join(".cutover");
+    let log = std::fs::File::create(state.join("serve.log"))
+        .map_err(|e| format!("cannot write .cutover/serve.log: {e}"))?;
+    let err = log.try_clone().map_err(|e| e.to_string())?;
+    let listen = format!("127.0.0.1:{port}");
+    let mut cmd = Command::new(exe);
+    cmd.current_dir(dir)
+        .arg("--project")
+        .arg(dir)
+        .args(["serve", "--listen", &listen, "--public-read"])
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(err);
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start cutover serve: {e}"))?;
+    std::fs::write(state.join("serve.pid"), format!("{}\n", child.id()))
+        .map_err(|e| format!("cannot write .cutover/serve.pid: {e}"))?;
+    // A liveness bound: the server binds at once unless something is wrong.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(&listen).is_ok() {
+            return Ok(format!("http://{listen}/"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(format!(
+        "nothing answered on {listen} (see .cutover/serve.log)"
+    ))
 }
 
 /// Runs one real command line against the sample project, showing it first.

@@ -24,6 +24,7 @@ fn the_demo_runs_the_whole_tour_and_keeps_the_project_when_asked() {
         "$ cutover status",
         "$ cutover proof production --verify",
         "$ cutover audit verify",
+        "$ cutover metrics --env production",
     ] {
         assert!(stdout.contains(step), "missing step {step}:\n{stdout}");
     }
@@ -38,6 +39,26 @@ fn the_demo_runs_the_whole_tour_and_keeps_the_project_when_asked() {
     );
     // The faulty 0.3.0 never reached production.
     assert!(stdout.contains("deployment #5 rolled_back"), "{stdout}");
+    // Kept, the demo leaves its dashboard running: the board names what production runs.
+    let url = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("the dashboard: "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no dashboard URL:\n{stdout}"));
+    let addr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    std::io::Write::write_all(
+        &mut conn,
+        format!("GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
+    let mut page = String::new();
+    std::io::Read::read_to_string(&mut conn, &mut page).unwrap();
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.contains("0.2.0"), "{page}");
     // The release really happened in the kept project: a tag, a changelog and a verified chain.
     let p = Project {
         dir: tempfile::TempDir::new().unwrap(),

@@ -344,6 +344,20 @@ macro_rules! impl_store {
 
             $crate::queue::queue_fns!($store);
 
+            /// Why a conditional update of row `id` of `table` touched nothing: NotFound when the
+            /// row is absent, else Conflict (`what` + `conflict`, e.g. "is already resolved").
+            async fn absent_or_conflict(tx: &mut Tx, table: &str, id: i64, what: String, conflict: &str) -> StoreError {
+                let exists = sqlx::query(&format!("SELECT id FROM {table} WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(&mut **tx)
+                    .await;
+                match exists {
+                    Err(e) => read_err(&format!("reading {what}"))(e),
+                    Ok(None) => StoreError::NotFound { what },
+                    Ok(Some(_)) => StoreError::Conflict { what: format!("{what} {conflict}") },
+                }
+            }
+
             async fn apply_change(tx: &mut Tx, change: &Change) -> Result<Outcome, StoreError> {
                 match change {
                     Change::InsertRelease(r) => {
@@ -617,15 +631,7 @@ macro_rules! impl_store {
                         .await
                         .map_err(write_err(format!("incident {id}")))?;
                         if done.rows_affected() == 0 {
-                            let exists = sqlx::query("SELECT id FROM incidents WHERE id = $1")
-                                .bind(id)
-                                .fetch_optional(&mut **tx)
-                                .await
-                                .map_err(read_err("reading an incident"))?;
-                            return Err(match exists {
-                                None => StoreError::NotFound { what: format!("incident {id}") },
-                                Some(_) => StoreError::Conflict { what: format!("incident {id} is already resolved") },
-                            });
+                            return Err(absent_or_conflict(tx, "incidents", *id, format!("incident {id}"), "is already resolved").await);
                         }
                         Ok(Outcome::Done)
                     }
@@ -702,15 +708,7 @@ macro_rules! impl_store {
                             .await
                             .map_err(write_err(format!("API token {id}")))?;
                         if done.rows_affected() == 0 {
-                            let exists = sqlx::query("SELECT id FROM api_tokens WHERE id = $1")
-                                .bind(id)
-                                .fetch_optional(&mut **tx)
-                                .await
-                                .map_err(read_err("reading an API token"))?;
-                            return Err(match exists {
-                                None => StoreError::NotFound { what: format!("API token {id}") },
-                                Some(_) => StoreError::Conflict { what: format!("API token {id} is already revoked") },
-                            });
+                            return Err(absent_or_conflict(tx, "api_tokens", *id, format!("API token {id}"), "is already revoked").await);
                         }
                         Ok(Outcome::Done)
                     }

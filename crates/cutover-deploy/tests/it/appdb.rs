@@ -235,7 +235,15 @@ pub async fn expand_contract_rollback_and_restore(pg_admin: Option<&str>) {
         "the column is not there yet"
     );
     let l = load(addr);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The deployment starts once the load is really flowing (a bound, not a timing assertion).
+    let flowing = tokio::time::Instant::now() + Duration::from_secs(10);
+    while l.ok.load(Ordering::Relaxed) == 0 {
+        assert!(
+            tokio::time::Instant::now() < flowing,
+            "the load never got an answer"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let second = live(&deploy(&s.engine, "1.1.0").await.unwrap());
     let (ok, failed, errors) = l.stop().await;
     assert_eq!(

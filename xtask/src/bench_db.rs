@@ -2,9 +2,13 @@
 //! database (cutover-appdb) against the tools run by hand, on a PostgreSQL database and an SQLite
 //! file of N MB each (default 1024, also `CUTOVER_BENCH_DB_MB`): `pg_dump -Fc` / `pg_restore
 //! --clean --if-exists` and `sqlite3 .backup` / `.restore`. cutover adds the sha256 digest, the
-//! manifest, the digest check before a restore (and, on PostgreSQL, the `pg_restore --list` of
-//! tables to drop); the ratio says what that costs. Built in debug mode it re-runs itself in
-//! release mode (set `CUTOVER_BENCH_DEBUG=1` to measure the debug build anyway).
+//! manifest, the digest check during a restore (and, on PostgreSQL, the `pg_restore --list` of
+//! tables to drop); the ratio says what that costs. Each pair runs `CUTOVER_BENCH_DB_RUNS` times
+//! (default 4), alternating which goes first: the second of a pair pays for the first's garbage
+//! (PostgreSQL's dead tuples after a restore, the page cache), so an even count is fair. The
+//! medians are compared, and the load average is printed before and after. Built in debug mode
+//! it re-runs itself in release mode (set `CUTOVER_BENCH_DEBUG=1` to measure the debug build
+//! anyway).
 
 use std::path::Path;
 use std::process::Command;
@@ -21,20 +25,23 @@ pub fn run(size_mb: Option<u64>) -> Result<()> {
         return rerun_in_release();
     }
     let mb = size_mb.unwrap_or_else(|| size("CUTOVER_BENCH_DB_MB", 1024) as u64);
+    let runs = size("CUTOVER_BENCH_DB_RUNS", 4).max(1);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let tmp = tempfile::tempdir()?;
-    println!("application database recovery points, {mb} MB per engine");
-    let sqlite = runtime.block_on(bench_sqlite(tmp.path(), mb))?;
+    println!("application database recovery points, {mb} MB per engine, {runs} run(s) each");
+    println!("load before: {}", load_average());
+    let sqlite = runtime.block_on(bench_sqlite(tmp.path(), mb, runs))?;
     println!("starting a throwaway PostgreSQL cluster…");
     let cluster = crate::pg::start()?;
-    let pg = runtime.block_on(bench_pg(&cluster, tmp.path(), mb));
+    let pg = runtime.block_on(bench_pg(&cluster, tmp.path(), mb, runs));
     cluster.stop()?;
     let pg = pg?;
+    println!("load after: {}", load_average());
     println!();
     println!(
-        "{:<28} {:>12} {:>12} {:>9}",
+        "{:<28} {:>12} {:>12} {:>9}   (medians; every run: cutover / by hand)",
         "", "cutover", "by hand", "overhead"
     );
     for (name, (c, h)) in [
@@ -43,17 +50,38 @@ pub fn run(size_mb: Option<u64>) -> Result<()> {
         ("SQLite recovery point", sqlite.0),
         ("SQLite restore", sqlite.1),
     ] {
+        let (cm, hm) = (median(&c), median(&h));
+        let all: Vec<String> = c
+            .iter()
+            .zip(&h)
+            .map(|(c, h)| format!("{:.2}/{:.2}", c.as_secs_f64(), h.as_secs_f64()))
+            .collect();
         println!(
-            "{name:<28} {:>10.2} s {:>10.2} s {:>8.1}%",
-            c.as_secs_f64(),
-            h.as_secs_f64(),
-            (c.as_secs_f64() / h.as_secs_f64() - 1.0) * 100.0
+            "{name:<28} {:>10.2} s {:>10.2} s {:>8.1}%   {}",
+            cm.as_secs_f64(),
+            hm.as_secs_f64(),
+            (cm.as_secs_f64() / hm.as_secs_f64() - 1.0) * 100.0,
+            all.join("  ")
         );
     }
     Ok(())
 }
 
-type Pair = (Duration, Duration);
+/// `/proc/loadavg`'s three averages (empty where there is none).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+fn median(v: &[Duration]) -> Duration {
+    let mut v = v.to_vec();
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Every run's time: (cutover, by hand).
+type Pair = (Vec<Duration>, Vec<Duration>);
 
 fn timed(what: &str, mut cmd: Command) -> Result<Duration> {
     let t = Instant::now();
@@ -66,7 +94,7 @@ fn timed(what: &str, mut cmd: Command) -> Result<Duration> {
     Ok(t.elapsed())
 }
 
-async fn bench_sqlite(dir: &Path, mb: u64) -> Result<(Pair, Pair)> {
+async fn bench_sqlite(dir: &Path, mb: u64, runs: usize) -> Result<(Pair, Pair)> {
     let path = dir.join("app.sqlite");
     let t = Instant::now();
     {
@@ -97,32 +125,55 @@ async fn bench_sqlite(dir: &Path, mb: u64) -> Result<(Pair, Pair)> {
         t.elapsed()
     );
     let db = AppDb::new(Engine::Sqlite, path.display().to_string(), dir);
-
     let by_hand = dir.join("by-hand.sqlite");
-    let mut cmd = Command::new("sqlite3");
-    cmd.arg(&path)
-        .arg(format!(".backup '{}'", by_hand.display()));
-    let hand_backup = timed("sqlite3 .backup", cmd)?;
-    let t = Instant::now();
-    let point = db.snapshot("bench", None).await?;
-    let cutover_backup = t.elapsed();
+    let (mut backup, mut restore): (Pair, Pair) = Default::default();
+    for run in 0..runs {
+        let hand_first = run % 2 == 0;
+        let _ = std::fs::remove_file(&by_hand);
+        let hand = || {
+            let mut cmd = Command::new("sqlite3");
+            cmd.arg(&path)
+                .arg(format!(".backup '{}'", by_hand.display()));
+            timed("sqlite3 .backup", cmd)
+        };
+        if hand_first {
+            backup.1.push(hand()?);
+        }
+        let t = Instant::now();
+        let point = db.snapshot("bench", None).await?;
+        backup.0.push(t.elapsed());
+        if !hand_first {
+            backup.1.push(hand()?);
+        }
 
-    let mut cmd = Command::new("sqlite3");
-    cmd.arg(&path)
-        .arg(format!(".restore '{}'", by_hand.display()));
-    let hand_restore = timed("sqlite3 .restore", cmd)?;
-    let t = Instant::now();
-    db.restore(&point).await?;
-    let cutover_restore = t.elapsed();
+        let hand = || {
+            let mut cmd = Command::new("sqlite3");
+            cmd.arg(&path)
+                .arg(format!(".restore '{}'", by_hand.display()));
+            timed("sqlite3 .restore", cmd)
+        };
+        if hand_first {
+            restore.1.push(hand()?);
+        }
+        let t = Instant::now();
+        db.restore(&point).await?;
+        restore.0.push(t.elapsed());
+        if !hand_first {
+            restore.1.push(hand()?);
+        }
+        let _ = std::fs::remove_file(point.path());
+        let _ = std::fs::remove_file(point.manifest_path());
+    }
     let _ = std::fs::remove_file(&by_hand);
-    let _ = std::fs::remove_file(point.path());
-    Ok((
-        (cutover_backup, hand_backup),
-        (cutover_restore, hand_restore),
-    ))
+    Ok((backup, restore))
 }
 
-async fn bench_pg(cluster: &crate::pg::PgCluster, dir: &Path, mb: u64) -> Result<(Pair, Pair)> {
+async fn bench_pg(
+    cluster: &crate::pg::PgCluster,
+    dir: &Path,
+    mb: u64,
+    runs: usize,
+) -> Result<(Pair, Pair)> {
     let mut c = sqlx::PgConnection::connect(&cluster.url).await?;
     sqlx::raw_sql("CREATE DATABASE bench_appdb")
         .execute(&mut c)
@@ -159,32 +210,53 @@ async fn bench_pg(cluster: &crate::pg::PgCluster, dir: &Path, mb: u64) -> Result
         t.elapsed()
     );
     let db = AppDb::new(Engine::Postgres, &url, dir);
-
     let by_hand = dir.join("by-hand.dump");
-    let mut cmd = Command::new("pg_dump");
-    cmd.args(["--format=custom", "--file"])
-        .arg(&by_hand)
-        .args(["--dbname", &url]);
-    let hand_dump = timed("pg_dump", cmd)?;
-    let t = Instant::now();
-    let point = db.snapshot("bench", None).await?;
-    let cutover_dump = t.elapsed();
+    let (mut dump, mut restore): (Pair, Pair) = Default::default();
+    for run in 0..runs {
+        let hand_first = run % 2 == 0;
+        let hand = || {
+            let mut cmd = Command::new("pg_dump");
+            cmd.args(["--format=custom", "--file"])
+                .arg(&by_hand)
+                .args(["--dbname", &url]);
+            timed("pg_dump", cmd)
+        };
+        if hand_first {
+            dump.1.push(hand()?);
+        }
+        let t = Instant::now();
+        let point = db.snapshot("bench", None).await?;
+        dump.0.push(t.elapsed());
+        if !hand_first {
+            dump.1.push(hand()?);
+        }
 
-    let mut cmd = Command::new("pg_restore");
-    cmd.args([
-        "--clean",
-        "--if-exists",
-        "--no-owner",
-        "--single-transaction",
-        "--exit-on-error",
-        "--dbname",
-        &url,
-    ])
-    .arg(&by_hand);
-    let hand_restore = timed("pg_restore", cmd)?;
-    let t = Instant::now();
-    db.restore(&point).await?;
-    let cutover_restore = t.elapsed();
+        let hand = || {
+            let mut cmd = Command::new("pg_restore");
+            cmd.args([
+                "--clean",
+                "--if-exists",
+                "--no-owner",
+                "--single-transaction",
+                "--exit-on-error",
+                "--dbname",
+                &url,
+            ])
+            .arg(&by_hand);
+            timed("pg_restore", cmd)
+        };
+        if hand_first {
+            restore.1.push(hand()?);
+        }
+        let t = Instant::now();
+        db.restore(&point).await?;
+        restore.0.push(t.elapsed());
+        if !hand_first {
+            restore.1.push(hand()?);
+        }
+        let _ = std::fs::remove_file(point.path());
+        let _ = std::fs::remove_file(point.manifest_path());
+    }
     let _ = std::fs::remove_file(&by_hand);
-    Ok(((cutover_dump, hand_dump), (cutover_restore, hand_restore)))
+    Ok((dump, restore))
 }

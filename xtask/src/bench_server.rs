@@ -4,7 +4,8 @@
 //! The history: a year of events (a valid hash chain, written with multi-row INSERTs, not
 //! through `apply`): mostly queue and agent traffic, with a deployment of one of 50 releases
 //! every few hours to staging or production (4 hosts), each with its traffic switch and one
-//! proof per host. The server runs in this process on a loopback port; the load generator is an
+//! proof per host; the deployments' rows, the 4 hosts with 100 observations each, and the
+//! store's switch index (built by its backfill, timed). The server runs in this process on a loopback port; the load generator is an
 //! open-loop hyper client (requests scheduled at a fixed rate on 32 keep-alive connections, the
 //! latency counted from the scheduled instant, so a stall is not hidden by waiting; requests more
 //! than 2 s overdue are dropped and counted as errors) at 1,000 requests/s for 10 s per endpoint, then a closed loop (32 connections, as fast as they go)
@@ -184,6 +185,72 @@ async fn fill(
     Ok(())
 }
 
+/// The records the history's events speak of: its deployments (one per switch, live), the hosts
+/// with a heartbeat, and 100 observations per host.
+async fn records(
+    store: &PgStore,
+    events: usize,
+    start: chrono::DateTime<Utc>,
+    step_us: i64,
+) -> Result<()> {
+    let pool = store.pool();
+    let deployments = i64::try_from(events / 500)?;
+    let mut tx = pool.begin().await?;
+    for chunk in (1..=deployments).collect::<Vec<_>>().chunks(FILL_BATCH) {
+        let mut qb = sqlx::QueryBuilder::<sqlx::Postgres>::new(
+            "INSERT INTO deployments (id, environment, release_version, strategy, state, trigger_kind, \
+             actor, created_us, updated_us, finished_us) ",
+        );
+        qb.push_values(chunk, |mut b, &d| {
+            // The same arithmetic as `history`: deployment d switches at seq 500 d.
+            let env = if d % 2 == 0 { "production" } else { "staging" };
+            let switched = start.timestamp_micros() + 500 * d * step_us;
+            b.push_bind(d)
+                .push_bind(env)
+                .push_bind(version(
+                    usize::try_from(d / 2).unwrap_or_default() % RELEASES,
+                ))
+                .push_bind("blue-green")
+                .push_bind("live")
+                .push_bind("cli")
+                .push_bind("bench")
+                .push_bind(switched - 60_000_000)
+                .push_bind(switched)
+                .push_bind(switched);
+        });
+        qb.build().execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    let now = Utc::now();
+    for host in HOSTS {
+        store
+            .apply_one(
+                Change::UpsertHost {
+                    name: host.to_owned(),
+                    token_hash: None,
+                    agent_version: Some("0.1.0".to_owned()),
+                    at: now,
+                },
+                &Audit::new("bench", "agent.register", format!("host:{host}"), json!({})),
+            )
+            .await?;
+        store.touch_host(host, now, None).await?;
+        let mut qb = sqlx::QueryBuilder::<sqlx::Postgres>::new(
+            "INSERT INTO observations (host, generation, observed, evidence, at_us) ",
+        );
+        qb.push_values(0..100i64, |mut b, i| {
+            let at = now - chrono::Duration::seconds(100 - i);
+            b.push_bind(host)
+                .push_bind(1i64)
+                .push_bind(json!({"at": at, "services": {}}).to_string())
+                .push_bind("{}")
+                .push_bind(at.timestamp_micros());
+        });
+        qb.build().execute(pool).await?;
+    }
+    Ok(())
+}
+
 async fn bench(
     cluster: &crate::pg::PgCluster,
     tmp: &std::path::Path,
@@ -210,7 +277,7 @@ async fn bench(
         "filled {events} audit events in {:.1} s",
         t.elapsed().as_secs_f64()
     );
-    let store: Arc<dyn Store> = Arc::new(pg);
+    let store = Arc::new(pg);
     for i in 0..RELEASES {
         let r = Release {
             version: version(i),
@@ -241,7 +308,24 @@ async fn bench(
     let (_, secret) =
         cutover_server::tokens::create_token(&*store, "bench", TokenScope::Viewer, &[], "bench")
             .await?;
+    records(&store, events, start, step_us).await?;
     store.close().await;
+    // The chain was written straight into the table, past the store: have the store index its
+    // switch events the way it does after migration 000006 (the next open runs the backfill).
+    let mut c = sqlx::PgConnection::connect(&url).await?;
+    sqlx::query("INSERT INTO audit_switch_backfill (pending) VALUES (1)")
+        .execute(&mut c)
+        .await?;
+    let t = Instant::now();
+    PgStore::open(&url).await?.close().await;
+    println!(
+        "indexed the switch events of {events} audit events in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    // What autovacuum does in a while on a real server: statistics and the visibility map (for
+    // index-only scans).
+    sqlx::query("VACUUM ANALYZE").execute(&mut c).await?;
+    c.close().await?;
     // The store's statements are prepared once per connection; after five executions PostgreSQL
     // may switch to a generic plan, which for `($n IS NULL OR col = $n)` filters cannot use the
     // indexes. The second pass forces custom plans to show what that costs.

@@ -222,6 +222,10 @@ async fn send_lines(
 
 /// Answers one read: the tail of every selected log, then, when following, new lines until the
 /// reader leaves or the control plane cannot be reached.
+///
+/// The tail goes first (at least one chunk, an empty one when there is no tail), sent only once
+/// the files are followed: a reader takes its arrival as "every line written from now on will come" (see
+/// `cutover_control::logs`), so this order is part of the protocol.
 pub async fn answer(client: &Client, layout: &Layout, req: &LogRequest) {
     let ids = match selected(layout, req) {
         Ok(ids) => ids,

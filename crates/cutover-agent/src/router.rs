@@ -17,6 +17,9 @@
 //! (its requests come one after the other, so no pool lock, checkout or absolute URI is needed per
 //! request); HTTP/2 streams, upgrades and a request that finds that connection still busy use a
 //! shared keep-alive pool. Bodies stream in both directions.
+//!
+//! Connections are served on the router's own threads, one single-threaded runtime per core
+//! (`RouterConfig::threads`), each connection on one thread for its whole life.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -61,6 +64,9 @@ pub struct RouterConfig {
     /// Unix socket through which a restarted agent's router takes this router's listening socket
     /// (see [`Router::start`]); `None` relies on `SO_REUSEPORT` alone.
     pub handoff_socket: Option<PathBuf>,
+    /// Serving threads, each with a single-threaded runtime of its own; 0: one per core.
+    #[serde(default)]
+    pub threads: usize,
 }
 
 impl RouterConfig {
@@ -75,6 +81,7 @@ impl RouterConfig {
             pause_timeout: Duration::from_secs(30),
             cookie_name: "cutover_slot".to_owned(),
             upstream_host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            threads: 0,
         }
     }
 }
@@ -149,6 +156,8 @@ pub enum RouterError {
         #[source]
         source: io::Error,
     },
+    #[error("cannot start the router's serving threads: {0}")]
+    Threads(#[source] io::Error),
     #[error("slot {slot} has no upstream; set its port first (set_upstream)")]
     NoUpstream { slot: Slot },
     #[error(
@@ -392,6 +401,13 @@ impl Router {
             addr: config.listen,
             source,
         };
+        // Started before the hand-off: once the running router gave its socket up, nothing may
+        // fail here, or the connections queued on it would be reset.
+        let threads = match config.threads {
+            0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            n => n,
+        };
+        let workers = Workers::start(threads).map_err(RouterError::Threads)?;
         // A router already serving this address hands its socket over: no connection is refused
         // or reset. Without one (or when it does not answer properly) bind anew.
         let taken = match &config.handoff_socket {
@@ -443,11 +459,24 @@ impl Router {
             finished: Mutex::new(Some(alive_rx)),
         });
         let router = Router { inner };
-        tokio::spawn(accept_loop(router.clone(), listener, stop_rx, alive_tx));
+        tokio::spawn(accept_loop(
+            router.clone(),
+            listener,
+            workers,
+            stop_rx,
+            alive_tx,
+        ));
         if let Some(path) = &router.inner.config.handoff_socket {
             let successor = router.clone();
             let rt = tokio::runtime::Handle::current();
-            // Without a hand-off socket a restart still works through SO_REUSEPORT.
+            // The service's directory may not exist yet at a first start (the state file is
+            // written at the first change); without it there would be no hand-off socket, and a
+            // restart would fall back to SO_REUSEPORT, whose closing socket resets the
+            // connections still queued on it. Without a hand-off socket a restart still works
+            // through SO_REUSEPORT.
+            if let Some(dir) = path.parent() {
+                let _ = fs::create_dir_all(dir);
+            }
             let _ = crate::handoff::serve(path, router.inner.handoff.clone(), move || {
                 rt.spawn(async move { successor.shutdown().await });
             });
@@ -722,9 +751,55 @@ impl Router {
     }
 }
 
+/// The router's serving threads. Each runs a single-threaded runtime and serves the connections
+/// handed to it, so that a request, its upstream exchange and its response stay on one thread: no
+/// wake-up crosses threads and no task migrates, as in HAProxy's and nginx's per-thread event
+/// loops. (On tokio's work-stealing runtime the client and upstream connection tasks of a request
+/// often ran on different threads, and on a busy machine that hand-off is where the tail latency
+/// came from.)
+struct Workers {
+    threads: Vec<Worker>,
+    next: usize,
+}
+
+struct Worker {
+    handle: tokio::runtime::Handle,
+    /// Held by everything the worker serves (connections, upgraded tunnels) and by the
+    /// dispatcher; the thread ends, and its runtime with it, when all of them have let go.
+    alive: mpsc::Sender<()>,
+}
+
+impl Workers {
+    fn start(n: usize) -> io::Result<Self> {
+        let mut threads = Vec::with_capacity(n);
+        for i in 0..n.max(1) {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let handle = rt.handle().clone();
+            let (alive, mut gone) = mpsc::channel::<()>(1);
+            std::thread::Builder::new()
+                .name(format!("cutover-router-{i}"))
+                .spawn(move || {
+                    rt.block_on(async move { while gone.recv().await.is_some() {} });
+                })?;
+            threads.push(Worker { handle, alive });
+        }
+        Ok(Self { threads, next: 0 })
+    }
+
+    /// The workers in turn: connections are spread evenly.
+    fn next(&mut self) -> &Worker {
+        let i = self.next % self.threads.len();
+        self.next = self.next.wrapping_add(1);
+        &self.threads[i]
+    }
+}
+
 async fn accept_loop(
     router: Router,
     listener: TcpListener,
+    mut workers: Workers,
     mut stop: watch::Receiver<bool>,
     alive: mpsc::Sender<()>,
 ) {
@@ -739,37 +814,56 @@ async fn accept_loop(
             continue;
         };
         let _ = stream.set_nodelay(true);
+        // Re-registered with the worker's own reactor.
+        let Ok(stream) = stream.into_std() else {
+            continue;
+        };
+        let worker = workers.next();
         let router = router.clone();
-        let mut stop = stop.clone();
+        let stop = stop.clone();
         let alive = alive.clone();
-        tokio::spawn(async move {
-            let conn_ctx = Arc::new(ConnCtx::new(peer));
-            let svc = hyper::service::service_fn(move |req| {
-                let router = router.clone();
-                let conn_ctx = conn_ctx.clone();
-                async move { Ok::<_, std::convert::Infallible>(router.handle(req, &conn_ctx).await) }
-            });
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = stop.changed() => {
-                    // Busy HTTP/1 clients get `Connection: close` on their next response and
-                    // reconnect (to the new router, when this is a hand-off); closing their idle
-                    // keep-alive connection now would race with a request already on the wire.
-                    if tokio::time::timeout(HANDOFF_GRACE, conn.as_mut()).await.is_err() {
-                        conn.as_mut().graceful_shutdown();
-                        let _ = conn.await;
-                    }
-                }
+        let keep = worker.alive.clone();
+        worker.handle.spawn(async move {
+            if let Ok(stream) = tokio::net::TcpStream::from_std(stream) {
+                serve_connection(router, stream, peer, stop, keep).await;
             }
             drop(alive);
         });
     }
     // Closed before `alive` goes: whoever waits for the end finds the address released.
     drop(listener);
+    drop(workers);
     drop(alive);
+}
+
+async fn serve_connection(
+    router: Router,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    mut stop: watch::Receiver<bool>,
+    keep: mpsc::Sender<()>,
+) {
+    let conn_ctx = Arc::new(ConnCtx::new(peer, keep));
+    let svc = hyper::service::service_fn(move |req| {
+        let router = router.clone();
+        let conn_ctx = conn_ctx.clone();
+        async move { Ok::<_, std::convert::Infallible>(router.handle(req, &conn_ctx).await) }
+    });
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = stop.changed() => {
+            // Busy HTTP/1 clients get `Connection: close` on their next response and
+            // reconnect (to the new router, when this is a hand-off); closing their idle
+            // keep-alive connection now would race with a request already on the wire.
+            if tokio::time::timeout(HANDOFF_GRACE, conn.as_mut()).await.is_err() {
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+            }
+        }
+    }
 }
 
 /// What a client connection keeps between its requests: its peer (the `X-Forwarded-For` value is
@@ -780,6 +874,8 @@ struct ConnCtx {
     peer: SocketAddr,
     peer_ip: Option<HeaderValue>,
     upstream: Mutex<Option<OwnUpstream>>,
+    /// Keeps the serving thread up for as long as this connection (or its tunnel) lives.
+    keep: mpsc::Sender<()>,
 }
 
 struct OwnUpstream {
@@ -788,11 +884,12 @@ struct OwnUpstream {
 }
 
 impl ConnCtx {
-    fn new(peer: SocketAddr) -> Self {
+    fn new(peer: SocketAddr, keep: mpsc::Sender<()>) -> Self {
         Self {
             peer,
             peer_ip: HeaderValue::from_str(&peer.ip().to_string()).ok(),
             upstream: Mutex::new(None),
+            keep,
         }
     }
 }
@@ -1161,9 +1258,11 @@ impl Router {
             && let Some(client_upgrade) = client_upgrade
         {
             let upstream_upgrade = hyper::upgrade::on(&mut resp);
+            let keep = conn.keep.clone();
             tokio::spawn(async move {
                 // The tunnel counts as in flight on its slot for as long as it is open.
                 let _in_flight = in_flight;
+                let _keep = keep;
                 if let (Ok(client), Ok(upstream)) = (client_upgrade.await, upstream_upgrade.await) {
                     let _ = tokio::io::copy_bidirectional(
                         &mut TokioIo::new(client),

@@ -79,6 +79,8 @@ pub struct MigrationRef {
     pub name: String,
     pub phase: Phase,
     pub irreversible: bool,
+    /// Runs outside a transaction (`-- cutover:no-transaction`).
+    pub no_transaction: bool,
     pub path: String,
 }
 
@@ -89,6 +91,7 @@ impl MigrationRef {
             name: m.name.clone(),
             phase: m.phase,
             irreversible: m.irreversible || m.down.is_none(),
+            no_transaction: m.no_transaction,
             path: m.up_path.clone(),
         }
     }
@@ -403,6 +406,9 @@ impl AppDb {
         let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let record_err =
             |e: sqlx::Error| sql_err(self, &format!("recording migration {}", m.id()), &e);
+        if m.no_transaction {
+            return self.apply_outside_transaction(conn, m, release, &now).await;
+        }
         match conn {
             Conn::Pg(c) => {
                 let mut tx = c
@@ -449,6 +455,68 @@ impl AppDb {
         }
     }
 
+    /// A `-- cutover:no-transaction` migration: its statements one by one, each committing on
+    /// its own, then the history row. PostgreSQL: under the migrator's advisory lock as usual.
+    /// SQLite: the exclusive transaction that is the lock cannot span it, so the history is
+    /// checked before and again when recording (two migrators may both run its statements,
+    /// which such a migration must tolerate anyway).
+    async fn apply_outside_transaction(
+        &self,
+        conn: &mut Conn,
+        m: &Migration,
+        release: Option<&str>,
+        now: &str,
+    ) -> Result<bool, AppDbError> {
+        let record_err =
+            |e: sqlx::Error| sql_err(self, &format!("recording migration {}", m.id()), &e);
+        match conn {
+            Conn::Pg(c) => {
+                run_pg_statements(c, &m.id(), &m.up_path, &m.up, false).await?;
+                sqlx::query("INSERT INTO cutover_migrations (version, name, phase, checksum, down_sql, irreversible, applied_at, release) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+                    .bind(m.version)
+                    .bind(&m.name)
+                    .bind(m.phase.as_str())
+                    .bind(&m.checksum)
+                    .bind(m.down.as_deref())
+                    .bind(m.irreversible)
+                    .bind(now)
+                    .bind(release)
+                    .execute(&mut *c)
+                    .await
+                    .map_err(record_err)?;
+                Ok(true)
+            }
+            Conn::Sqlite(c) => {
+                let n: i64 =
+                    sqlx::query_scalar("SELECT count(*) FROM cutover_migrations WHERE version = ?")
+                        .bind(m.version)
+                        .fetch_one(&mut *c)
+                        .await
+                        .map_err(|e| self.busy_or(e, "reading the migration history"))?;
+                if n > 0 {
+                    return Ok(false);
+                }
+                run_sqlite_statements(c, &m.id(), &m.up_path, &m.up)
+                    .await
+                    .map_err(|(applied, e)| partially(e, applied, false))?;
+                sqlx::raw_sql("BEGIN EXCLUSIVE")
+                    .execute(&mut *c)
+                    .await
+                    .map_err(|e| self.busy_or(e, "taking the migrator lock"))?;
+                let result = self.sqlite_apply_record(c, m, release, now).await;
+                let end = if matches!(result, Ok(true)) {
+                    "COMMIT"
+                } else {
+                    "ROLLBACK"
+                };
+                let ended = sqlx::raw_sql(end).execute(&mut *c).await;
+                let applied = result?;
+                ended.map_err(record_err)?;
+                Ok(applied)
+            }
+        }
+    }
+
     fn busy_or(&self, e: sqlx::Error, what: &str) -> AppDbError {
         if e.to_string().contains("locked") {
             AppDbError::LockBusy {
@@ -467,16 +535,39 @@ impl AppDb {
         release: Option<&str>,
         now: &str,
     ) -> Result<bool, AppDbError> {
+        if self.sqlite_recorded(c, m).await? {
+            return Ok(false);
+        }
+        run_sqlite_script(c, &m.id(), &m.up_path, &m.up).await?;
+        self.sqlite_apply_record(c, m, release, now).await
+    }
+
+    /// Whether `m` is in the history already.
+    async fn sqlite_recorded(
+        &self,
+        c: &mut SqliteConnection,
+        m: &Migration,
+    ) -> Result<bool, AppDbError> {
         let seen: i64 =
             sqlx::query_scalar("SELECT count(*) FROM cutover_migrations WHERE version = ?")
                 .bind(m.version)
                 .fetch_one(&mut *c)
                 .await
                 .map_err(|e| sql_err(self, "reading the migration history", &e))?;
-        if seen > 0 {
+        Ok(seen > 0)
+    }
+
+    /// The history row of `m` (`false`: another migrator recorded it meanwhile).
+    async fn sqlite_apply_record(
+        &self,
+        c: &mut SqliteConnection,
+        m: &Migration,
+        release: Option<&str>,
+        now: &str,
+    ) -> Result<bool, AppDbError> {
+        if self.sqlite_recorded(c, m).await? {
             return Ok(false);
         }
-        run_sqlite_script(c, &m.id(), &m.up_path, &m.up).await?;
         sqlx::query("INSERT INTO cutover_migrations (version, name, phase, checksum, down_sql, irreversible, applied_at, release) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
             .bind(m.version)
             .bind(&m.name)
@@ -546,6 +637,12 @@ impl AppDb {
         for a in todo {
             let down = a.down.clone().unwrap_or_default();
             let shown = format!("down migration of {} (as recorded)", a.id());
+            if migrations::wants_no_transaction(&down) {
+                self.revert_outside_transaction(conn, &a, &shown, &down)
+                    .await?;
+                done.push(a);
+                continue;
+            }
             match conn {
                 Conn::Pg(c) => {
                     let mut tx = c
@@ -589,6 +686,111 @@ impl AppDb {
             done.push(a);
         }
         Ok(done)
+    }
+}
+
+impl AppDb {
+    /// A down migration marked `-- cutover:no-transaction`: its statements one by one, then the
+    /// history row is removed (it stays when a statement fails).
+    async fn revert_outside_transaction(
+        &self,
+        conn: &mut Conn,
+        a: &AppliedMigration,
+        shown: &str,
+        down: &str,
+    ) -> Result<(), AppDbError> {
+        let history = |e: sqlx::Error| sql_err(self, "updating the migration history", &e);
+        match conn {
+            Conn::Pg(c) => {
+                run_pg_statements(c, &a.id(), shown, down, true).await?;
+                sqlx::query("DELETE FROM cutover_migrations WHERE version = $1")
+                    .bind(a.version)
+                    .execute(&mut *c)
+                    .await
+                    .map_err(history)?;
+            }
+            Conn::Sqlite(c) => {
+                run_sqlite_statements(c, &a.id(), shown, down)
+                    .await
+                    .map_err(|(applied, e)| partially(e, applied, true))?;
+                sqlx::query("DELETE FROM cutover_migrations WHERE version = ?")
+                    .bind(a.version)
+                    .execute(&mut *c)
+                    .await
+                    .map_err(history)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A statement's failure in a script run outside a transaction, with how many ran before it.
+fn partially(e: AppDbError, applied: usize, reverting: bool) -> AppDbError {
+    match e {
+        AppDbError::MigrationFailed {
+            id,
+            path,
+            line,
+            column,
+            message,
+        } => AppDbError::PartiallyApplied {
+            id,
+            path,
+            line,
+            column,
+            message,
+            applied,
+            reverting,
+        },
+        other => other,
+    }
+}
+
+/// Runs a script on PostgreSQL statement by statement, outside any transaction (several
+/// statements in one simple query would form an implicit transaction, which
+/// `CREATE INDEX CONCURRENTLY` refuses).
+async fn run_pg_statements(
+    c: &mut PgConnection,
+    id: &str,
+    path: &str,
+    script: &str,
+    reverting: bool,
+) -> Result<(), AppDbError> {
+    for (i, st) in migrations::split_statements(script).iter().enumerate() {
+        if let Err(e) = sqlx::raw_sql(st.text).execute(&mut *c).await {
+            // The error's position is within the statement: shift it to the script.
+            let before = script[..st.offset.min(script.len())].chars().count();
+            let e = match pg_failure(id, path, st.text, &e) {
+                AppDbError::MigrationFailed {
+                    id, path, message, ..
+                } => {
+                    let pos = pg_position(&e).map_or(before + 1, |n| before + n);
+                    let (line, column) = migrations::line_col_of_char(script, pos);
+                    AppDbError::MigrationFailed {
+                        id,
+                        path,
+                        line,
+                        column,
+                        message,
+                    }
+                }
+                other => other,
+            };
+            return Err(partially(e, i, reverting));
+        }
+    }
+    Ok(())
+}
+
+fn pg_position(e: &sqlx::Error) -> Option<usize> {
+    match e {
+        sqlx::Error::Database(d) => d
+            .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+            .and_then(|p| match p.position() {
+                Some(sqlx::postgres::PgErrorPosition::Original(n)) => Some(n),
+                _ => None,
+            }),
+        _ => None,
     }
 }
 
@@ -722,7 +924,19 @@ async fn run_sqlite_script(
     path: &str,
     script: &str,
 ) -> Result<(), AppDbError> {
-    for st in migrations::split_statements(script) {
+    run_sqlite_statements(c, id, path, script)
+        .await
+        .map_err(|(_, e)| e)
+}
+
+/// [`run_sqlite_script`], the error with the number of statements that ran before the failing one.
+async fn run_sqlite_statements(
+    c: &mut SqliteConnection,
+    id: &str,
+    path: &str,
+    script: &str,
+) -> Result<(), (usize, AppDbError)> {
+    for (i, st) in migrations::split_statements(script).into_iter().enumerate() {
         if let Err(e) = sqlx::raw_sql(st.text).execute(&mut *c).await {
             let message = match &e {
                 sqlx::Error::Database(d) => d.message().to_owned(),
@@ -734,13 +948,16 @@ async fn run_sqlite_script(
                 .rfind('\n')
                 .map_or(0, |i| i + 1);
             let column = script[line_start..at.min(script.len())].chars().count() + 1;
-            return Err(AppDbError::MigrationFailed {
-                id: id.to_owned(),
-                path: path.to_owned(),
-                line,
-                column,
-                message,
-            });
+            return Err((
+                i,
+                AppDbError::MigrationFailed {
+                    id: id.to_owned(),
+                    path: path.to_owned(),
+                    line,
+                    column,
+                    message,
+                },
+            ));
         }
     }
     Ok(())

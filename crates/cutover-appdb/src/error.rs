@@ -54,6 +54,23 @@ pub enum AppDbError {
         message: String,
     },
     #[error(
+        "{}:{line}:{column}: migration {id} failed: {message}. It ran outside a transaction (`-- cutover:no-transaction`), so it may be partially applied: {applied} statement(s) before this one stay applied, and the failing statement may have left something behind (a failed CREATE INDEX CONCURRENTLY leaves an INVALID index); it is recorded as {}",
+        path,
+        if *.reverting { "still applied" } else { "not applied" }
+    )]
+    PartiallyApplied {
+        id: String,
+        path: String,
+        line: usize,
+        column: usize,
+        message: String,
+        /// Statements that ran (and committed) before the failing one.
+        applied: usize,
+        /// A down migration failed (the migration stays recorded as applied); else an up
+        /// migration (recorded as not applied).
+        reverting: bool,
+    },
+    #[error(
         "migration {id} was edited after it ran: its checksum was {recorded} when applied, {path} now has {now}"
     )]
     Drift {
@@ -143,6 +160,9 @@ impl AppDbError {
             }
             AppDbError::MigrationFailed { .. } => {
                 "fix the migration and run it again; the database is as it was before it".into()
+            }
+            AppDbError::PartiallyApplied { .. } => {
+                "look at what the statements before the failing one did; make the migration safe to run again (`IF NOT EXISTS`, drop an INVALID index with `DROP INDEX CONCURRENTLY`) or undo them by hand, then run it again".into()
             }
             AppDbError::Drift { .. } => {
                 "restore the file as it was applied and add a new migration for the change".into()

@@ -1,6 +1,18 @@
 //! Migration files: their names (`NNNN_name.up.sql` / `.down.sql`), the phase marker on the first
-//! line, the irreversible marker, checksums, and the statements inside them (SQLite runs them one
-//! by one so that an error names its line).
+//! line, the other markers, checksums, and the statements inside them (SQLite runs them one by
+//! one so that an error names its line).
+//!
+//! An up file begins with `-- cutover:phase expand` or `-- cutover:phase contract`; the comment
+//! lines right after it may hold `-- cutover:irreversible` (a rollback across it is refused) and
+//! `-- cutover:no-transaction`. The latter is for statements PostgreSQL refuses inside a
+//! transaction (`CREATE INDEX CONCURRENTLY`, `ALTER TYPE … ADD VALUE` before PostgreSQL 12,
+//! SQLite's `VACUUM`): the migration then runs statement by statement, each committing on its
+//! own, and is recorded only once all succeeded. A failure leaves it recorded as not applied and
+//! says that the statements before the failing one stay applied (write such migrations so that
+//! they can run again: `IF NOT EXISTS`, one statement per migration). Dollar-quoted bodies
+//! (`$$ … $$`) holding `;` are not split correctly there; keep functions in transactional
+//! migrations. A down file asks for the same with a `-- cutover:no-transaction` line among its
+//! leading comments.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -111,6 +123,8 @@ pub struct Header {
     pub phase: Phase,
     /// `-- cutover:irreversible` among the leading comment lines.
     pub irreversible: bool,
+    /// `-- cutover:no-transaction` among the leading comment lines.
+    pub no_transaction: bool,
 }
 
 /// Reads the phase marker (first line) and the irreversible marker (leading comment lines).
@@ -137,6 +151,7 @@ pub fn parse_header(text: &str) -> Result<Header, (usize, String)> {
             })
         })?;
     let mut irreversible = false;
+    let mut no_transaction = false;
     for (i, line) in text.lines().enumerate().skip(1) {
         let t = line.trim();
         if t.is_empty() {
@@ -150,6 +165,7 @@ pub fn parse_header(text: &str) -> Result<Header, (usize, String)> {
         {
             match directive.trim() {
                 "irreversible" => irreversible = true,
+                NO_TRANSACTION => no_transaction = true,
                 other if other.starts_with("phase") => {
                     return Err((
                         i + 1,
@@ -160,7 +176,7 @@ pub fn parse_header(text: &str) -> Result<Header, (usize, String)> {
                     return Err((
                         i + 1,
                         format!(
-                            "unknown directive `cutover:{other}`; expected `cutover:irreversible`"
+                            "unknown directive `cutover:{other}`; expected `cutover:irreversible` or `cutover:no-transaction`"
                         ),
                     ));
                 }
@@ -170,7 +186,28 @@ pub fn parse_header(text: &str) -> Result<Header, (usize, String)> {
     Ok(Header {
         phase,
         irreversible,
+        no_transaction,
     })
+}
+
+const NO_TRANSACTION: &str = "no-transaction";
+
+/// Whether a script (a down migration) asks to run outside a transaction: a
+/// `-- cutover:no-transaction` line among its leading comment lines (any of them, the first too:
+/// down files have no phase marker).
+#[must_use]
+pub fn wants_no_transaction(text: &str) -> bool {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    text.lines()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .take_while(|t| t.starts_with("--"))
+        .any(|t| {
+            t.strip_prefix("--")
+                .map(str::trim)
+                .and_then(|r| r.strip_prefix("cutover:"))
+                .is_some_and(|d| d.trim() == NO_TRANSACTION)
+        })
 }
 
 /// `-- cutover:<key> <value>` → value.
@@ -191,6 +228,9 @@ pub struct Migration {
     pub phase: Phase,
     /// Marked `-- cutover:irreversible`.
     pub irreversible: bool,
+    /// Marked `-- cutover:no-transaction`: runs statement by statement outside a transaction
+    /// (for what PostgreSQL refuses inside one, such as `CREATE INDEX CONCURRENTLY`).
+    pub no_transaction: bool,
     /// sha256 hex of the up file's bytes.
     pub checksum: String,
     #[serde(skip)]
@@ -209,6 +249,7 @@ impl fmt::Debug for Migration {
             .field("name", &self.name)
             .field("phase", &self.phase)
             .field("irreversible", &self.irreversible)
+            .field("no_transaction", &self.no_transaction)
             .field("checksum", &self.checksum)
             .field("down", &self.down.is_some())
             .finish_non_exhaustive()
@@ -317,6 +358,7 @@ pub fn from_files(files: Vec<(String, String, String)>) -> Result<Vec<Migration>
             name: name.name,
             phase: header.phase,
             irreversible: header.irreversible,
+            no_transaction: header.no_transaction,
             checksum: checksum(&text),
             up: text,
             down: down.as_ref().map(|(_, _, t)| t.clone()),
@@ -539,8 +581,28 @@ mod tests {
         assert!(msg.contains("phase marker"), "{msg}");
         let (_, msg) = parse_header("-- cutover:phase sideways\n").unwrap_err();
         assert!(msg.contains("unknown phase `sideways`"), "{msg}");
-        let (line, _) =
+        let (line, msg) =
             parse_header("-- cutover:phase expand\n-- cutover:irreversable\n").unwrap_err();
+        assert!(msg.contains("cutover:no-transaction"), "{msg}");
+        let h = parse_header(
+            "-- cutover:phase expand\n-- cutover:no-transaction\nCREATE INDEX CONCURRENTLY i ON t (x);",
+        )
+        .unwrap();
+        assert!(h.no_transaction && !h.irreversible);
+        assert!(
+            !parse_header("-- cutover:phase expand\nselect 1;\n-- cutover:no-transaction\n")
+                .unwrap()
+                .no_transaction
+        );
+        assert!(wants_no_transaction(
+            "-- cutover:no-transaction\nDROP INDEX CONCURRENTLY i;"
+        ));
+        assert!(wants_no_transaction(
+            "\u{feff}-- undo\n--cutover:no-transaction \nDROP INDEX CONCURRENTLY i;"
+        ));
+        assert!(!wants_no_transaction(
+            "DROP INDEX i;\n-- cutover:no-transaction\n"
+        ));
         assert_eq!(line, 2);
     }
 

@@ -1,7 +1,8 @@
 //! Recovery points of the application database: taken (PostgreSQL `pg_dump -Fc`, SQLite online
 //! backup API), kept under `.cutover/recovery-points/<env>/` with a JSON manifest holding the
-//! sha256 digest, recorded in the audit log, verified before a restore, and proven usable by a
-//! drill (restore into a scratch database, run a query, drop the scratch).
+//! sha256 digest, recorded in the audit log, verified during a restore (which commits only once
+//! the digest matched), and proven usable by a drill (restore into a scratch database, run a
+//! query, drop the scratch).
 //!
 //! External programs run as argv arrays; the password travels in `PGPASSWORD`, never in an
 //! argument or a message.
@@ -195,6 +196,88 @@ fn sha256_file(path: &Path) -> Result<String, AppDbError> {
         h.update(&buf[..n]);
     }
     Ok(hex::encode(h.finalize()))
+}
+
+/// sha256 and size of `path` while the file is flushed to disk: the digest costs CPU, the
+/// flush waits on the disk, so together they take about as long as the flush alone.
+fn sha256_and_sync(path: &Path) -> Result<(String, u64), AppDbError> {
+    let io = |source| AppDbError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(io)?;
+    let size = file.metadata().map_err(io)?.len();
+    let (digest, synced) = std::thread::scope(|s| {
+        let sync = s.spawn(|| file.sync_all());
+        let digest = sha256_file(path);
+        (digest, sync.join())
+    });
+    synced
+        .unwrap_or_else(|_| Err(std::io::Error::other("the fsync thread panicked")))
+        .map_err(io)?;
+    Ok((digest?, size))
+}
+
+/// Copies `from` to `to` (a new file) and returns the sha256 of what was read: one pass.
+fn copy_hashing(from: &Path, to: &Path) -> Result<String, AppDbError> {
+    use std::io::{Read as _, Write as _};
+    let mut src = std::fs::File::open(from).map_err(|source| AppDbError::Io {
+        path: from.to_path_buf(),
+        source,
+    })?;
+    let io = |source| AppDbError::Io {
+        path: to.to_path_buf(),
+        source,
+    };
+    let mut dst = std::fs::File::create(to).map_err(io)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = src.read(&mut buf).map_err(|source| AppDbError::Io {
+            path: from.to_path_buf(),
+            source,
+        })?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        dst.write_all(&buf[..n]).map_err(io)?;
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// The online backup copies page 1 as the source has it, so a copy of a WAL database says
+/// "WAL" in its header (file format version bytes 18 and 19 = 2,
+/// <https://www.sqlite.org/fileformat2.html#file_format_version_numbers>) and could not be
+/// opened read-only without a `-shm` file. A recovery point is one self-contained file: the
+/// bytes are set to 1 (rollback journal), which is all `PRAGMA journal_mode=DELETE` changes in
+/// a database without a WAL of its own.
+fn mark_rollback_journal(path: &Path) -> Result<(), AppDbError> {
+    use std::os::unix::fs::FileExt as _;
+    let io = |source| AppDbError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(io)?;
+    let mut v = [0u8; 2];
+    match f.read_exact_at(&mut v, 18) {
+        Ok(()) => {}
+        // An empty database (no page yet) has no header to fix.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+        Err(e) => return Err(io(e)),
+    }
+    if v == [2, 2] {
+        f.write_all_at(&[1, 1], 18).map_err(io)?;
+    }
+    Ok(())
 }
 
 /// The URL without its password (safe to show and to pass as an argument).
@@ -425,21 +508,20 @@ impl AppDb {
             })?;
             source.busy_timeout(Duration::from_secs(30)).map_err(fail)?;
             let mut dest = rusqlite::Connection::open(&out).map_err(fail)?;
+            // The file is a `.partial` of ours until it is renamed into place (and removed on
+            // any error): SQLite needs neither a journal nor its own fsyncs for it. One fsync at
+            // the end makes it durable, and the digest is computed while that flush runs.
+            dest.pragma_update(None, "journal_mode", "OFF")
+                .map_err(fail)?;
+            dest.pragma_update(None, "synchronous", "OFF")
+                .map_err(fail)?;
             {
                 let backup = rusqlite::backup::Backup::new(&source, &mut dest).map_err(fail)?;
                 copy_all(&backup).map_err(fail)?;
             }
-            // A recovery point is one self-contained file, whatever the live database's journal.
-            dest.pragma_update(None, "journal_mode", "DELETE")
-                .map_err(fail)?;
             drop(dest);
-            let size = std::fs::metadata(&out)
-                .map_err(|source| AppDbError::Io {
-                    path: out.clone(),
-                    source,
-                })?
-                .len();
-            Ok((sha256_file(&out)?, size))
+            mark_rollback_journal(&out)?;
+            sha256_and_sync(&out)
         })
         .await
         .unwrap_or_else(|e| {
@@ -451,54 +533,47 @@ impl AppDb {
         })
     }
 
-    /// Restores `point` into the database after checking its digest (nothing is touched when it
-    /// does not match). PostgreSQL: `pg_restore --clean --if-exists` in one transaction;
-    /// SQLite: the backup API copies the point's pages over the live database (the app's open
-    /// connections see the restored content, which a file rename would hide from them).
+    /// Restores `point` into the database; a point whose digest does not match changes nothing.
+    ///
+    /// - PostgreSQL: the digest is checked before anything changes, while `pg_restore --list`
+    ///   and the server tell which tables created after the point (an expand migration's) must
+    ///   be dropped first; then `pg_restore --clean --single-transaction` reads the file.
+    ///   (Streaming the file through `pg_restore`'s stdin, hashed on the way with the last chunk
+    ///   held back until the digest matched, measured slower under load: the drill uses it,
+    ///   where a scratch database makes it safe by construction.)
+    /// - SQLite: the backup API copies the point's pages over the live database (the app's
+    ///   open connections see the restored content, which a file rename would hide from them) in
+    ///   one write transaction, all pages but the last while another thread hashes the file;
+    ///   the last page (and the commit) only once the digest matched, else the transaction is
+    ///   rolled back. Small files are checked first.
     pub async fn restore(&self, point: &RecoveryPoint) -> Result<(), AppDbError> {
         let path = point.path();
-        let check = path.clone();
-        let p2 = point.clone();
-        tokio::task::spawn_blocking(move || p2.verify())
-            .await
-            .unwrap_or_else(|e| {
-                Err(AppDbError::BadRecoveryPoint {
-                    path: check,
-                    message: e.to_string(),
-                })
-            })?;
         match self.engine {
             Engine::Postgres => {
-                self.drop_tables_not_in(&path).await?;
+                // The digest is computed while `pg_restore --list` and the server say which
+                // tables to drop; nothing is touched before it matched.
+                let (verified, extra) =
+                    tokio::join!(verify_blocking(point), self.tables_not_in(&path));
+                verified?;
+                let extra = extra?;
+                if !extra.is_empty() {
+                    self.drop_tables(&extra).await?;
+                }
                 self.pg_restore(&self.url, &path).await
             }
             Engine::Sqlite => {
                 let dst = self.sqlite_path();
                 let target = self.target();
-                tokio::task::spawn_blocking(move || {
-                    let fail = |e: rusqlite::Error| AppDbError::Sql {
-                        target: target.clone(),
-                        what: "restoring a recovery point (online backup)".into(),
-                        message: e.to_string(),
-                    };
-                    let source = rusqlite::Connection::open_with_flags(
-                        &path,
-                        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-                    )
-                    .map_err(fail)?;
-                    let mut dest = rusqlite::Connection::open(&dst).map_err(fail)?;
-                    dest.busy_timeout(Duration::from_secs(30)).map_err(fail)?;
-                    let backup = rusqlite::backup::Backup::new(&source, &mut dest).map_err(fail)?;
-                    copy_all(&backup).map_err(fail)
-                })
-                .await
-                .unwrap_or_else(|e| {
-                    Err(AppDbError::Sql {
-                        target: String::new(),
-                        what: "restoring a recovery point".into(),
-                        message: e.to_string(),
+                let point = point.clone();
+                tokio::task::spawn_blocking(move || sqlite_restore(&point, &dst, &target))
+                    .await
+                    .unwrap_or_else(|e| {
+                        Err(AppDbError::Sql {
+                            target: String::new(),
+                            what: "restoring a recovery point".into(),
+                            message: e.to_string(),
+                        })
                     })
-                })
             }
         }
     }
@@ -506,7 +581,7 @@ impl AppDb {
     /// `pg_restore --clean` drops and recreates what the dump holds, nothing else: a table
     /// created after the point (an expand migration's) would survive it, and the restored
     /// history would then try to create it again. Such tables are dropped first.
-    async fn drop_tables_not_in(&self, file: &Path) -> Result<(), AppDbError> {
+    async fn tables_not_in(&self, file: &Path) -> Result<Vec<String>, AppDbError> {
         let out = self
             .pg_command("pg_restore", &self.url)
             .arg("--list")
@@ -528,7 +603,7 @@ impl AppDb {
         let listed = String::from_utf8_lossy(&out.stdout);
         let in_dump = dumped_tables(&listed);
         let Conn::Pg(mut c) = self.connect().await? else {
-            return Ok(());
+            return Ok(Vec::new());
         };
         let live: Vec<(String, String)> = sqlx::query_as(
             "SELECT schemaname::text, tablename::text FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema') AND schemaname NOT LIKE 'pg\\_%'",
@@ -551,40 +626,113 @@ impl AppDb {
                 )
             })
             .collect();
-        let r = if extra.is_empty() {
-            Ok(())
-        } else {
-            sqlx::raw_sql(&format!(
-                "DROP TABLE IF EXISTS {} CASCADE",
-                extra.join(", ")
-            ))
-            .execute(&mut c)
-            .await
-            .map(drop)
-            .map_err(|e| AppDbError::Sql {
-                target: self.target(),
-                what: "dropping tables created after the recovery point".into(),
-                message: e.to_string(),
-            })
+        close(Conn::Pg(c)).await;
+        Ok(extra)
+    }
+
+    async fn drop_tables(&self, tables: &[String]) -> Result<(), AppDbError> {
+        let Conn::Pg(mut c) = self.connect().await? else {
+            return Ok(());
         };
+        let r = sqlx::raw_sql(&format!(
+            "DROP TABLE IF EXISTS {} CASCADE",
+            tables.join(", ")
+        ))
+        .execute(&mut c)
+        .await
+        .map(drop)
+        .map_err(|e| AppDbError::Sql {
+            target: self.target(),
+            what: "dropping tables created after the recovery point".into(),
+            message: e.to_string(),
+        });
         close(Conn::Pg(c)).await;
         r
     }
 
+    /// `pg_restore` of `point` into `url`, fed through stdin and hashed on the way; the last
+    /// chunk is held back until the digest matched (see [`AppDb::restore`]).
+    async fn pg_restore_verified(
+        &self,
+        url: &str,
+        point: &RecoveryPoint,
+    ) -> Result<(), AppDbError> {
+        let path = point.path();
+        let io = |source| AppDbError::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut file = tokio::fs::File::open(&path).await.map_err(io)?;
+        let mut cmd = self.pg_command("pg_restore", url);
+        cmd.args(PG_RESTORE_ARGS)
+            .arg(without_password(url))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().map_err(|e| AppDbError::Tool {
+            program: "pg_restore".into(),
+            status: "not started".into(),
+            stderr: e.to_string(),
+        })?;
+        let mut stdin = child.stdin.take().expect("stdin was piped");
+        let mut stderr = child.stderr.take().expect("stderr was piped");
+        let err_task = tokio::spawn(async move {
+            let mut s = String::new();
+            let _ = stderr.read_to_string(&mut s).await;
+            s
+        });
+        let mut h = Sha256::new();
+        let mut held: Vec<u8> = Vec::new();
+        let mut buf = vec![0u8; 1 << 20];
+        // `Err` once pg_restore stopped reading (it failed: its status and stderr tell why).
+        let mut pipe_ok = true;
+        loop {
+            let n = file.read(&mut buf).await.map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+            if pipe_ok && !held.is_empty() && stdin.write_all(&held).await.is_err() {
+                pipe_ok = false;
+            }
+            held.clear();
+            held.extend_from_slice(&buf[..n]);
+        }
+        let actual = hex::encode(h.finalize());
+        if actual != point.sha256 {
+            // Before its input ends pg_restore cannot commit: killing it rolls everything back.
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+            return Err(AppDbError::DigestMismatch {
+                path,
+                expected: point.sha256.clone(),
+                actual,
+            });
+        }
+        if pipe_ok && stdin.write_all(&held).await.is_err() {
+            pipe_ok = false;
+        }
+        drop(stdin);
+        let status = child.wait().await.map_err(io)?;
+        let stderr = err_task.await.unwrap_or_default();
+        if !status.success() || !pipe_ok {
+            return Err(AppDbError::Tool {
+                program: "pg_restore".into(),
+                status: status.to_string(),
+                stderr: stderr.trim().to_owned(),
+            });
+        }
+        Ok(())
+    }
+
     async fn pg_restore(&self, url: &str, file: &Path) -> Result<(), AppDbError> {
         let mut cmd = self.pg_command("pg_restore", url);
-        cmd.args([
-            "--clean",
-            "--if-exists",
-            "--no-owner",
-            "--single-transaction",
-            "--exit-on-error",
-            "--dbname",
-        ])
-        .arg(without_password(url))
-        .arg(file)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        cmd.args(PG_RESTORE_ARGS)
+            .arg(without_password(url))
+            .arg(file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         let out = cmd.output().await.map_err(|e| AppDbError::Tool {
             program: "pg_restore".into(),
             status: "not started".into(),
@@ -608,7 +756,6 @@ impl AppDb {
         point: &RecoveryPoint,
         query: &str,
     ) -> Result<DrillReport, AppDbError> {
-        point.verify()?;
         let rows = match self.engine {
             Engine::Postgres => self.pg_drill(point, query).await?,
             Engine::Sqlite => {
@@ -616,10 +763,30 @@ impl AppDb {
                     point
                         .dir
                         .join(format!(".drill-{}-{}.sqlite", point.id, std::process::id()));
-                std::fs::copy(point.path(), &scratch).map_err(|source| AppDbError::Io {
-                    path: scratch.clone(),
-                    source,
-                })?;
+                let (from, to) = (point.path(), scratch.clone());
+                let copied = tokio::task::spawn_blocking(move || copy_hashing(&from, &to))
+                    .await
+                    .unwrap_or_else(|e| {
+                        Err(AppDbError::BadRecoveryPoint {
+                            path: point.path(),
+                            message: e.to_string(),
+                        })
+                    });
+                match copied {
+                    Ok(actual) if actual == point.sha256 => {}
+                    Ok(actual) => {
+                        let _ = std::fs::remove_file(&scratch);
+                        return Err(AppDbError::DigestMismatch {
+                            path: point.path(),
+                            expected: point.sha256.clone(),
+                            actual,
+                        });
+                    }
+                    Err(e) => {
+                        let _ = std::fs::remove_file(&scratch);
+                        return Err(e);
+                    }
+                }
                 let rows = async {
                     let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(&scratch);
                     let mut c = sqlx::sqlite::SqliteConnection::connect_with(&opts)
@@ -673,7 +840,7 @@ impl AppDb {
             .map_err(|e| sql_fail("creating the drill's scratch database", e))?;
         let url = with_database(&self.url, &scratch);
         let result = async {
-            self.pg_restore(&url, &point.path()).await?;
+            self.pg_restore_verified(&url, point).await?;
             let opts = url
                 .parse::<sqlx::postgres::PgConnectOptions>()
                 .map_err(|e| AppDbError::DrillFailed {
@@ -704,16 +871,113 @@ impl AppDb {
     }
 }
 
-/// Copies every page in one step (`sqlite3_backup_step(-1)`: one read transaction, so a
-/// consistent copy; rusqlite's `run_to_completion` only takes positive page counts). Busy or
-/// locked: wait a little and step again.
-fn copy_all(backup: &rusqlite::backup::Backup<'_, '_>) -> rusqlite::Result<()> {
+/// `pg_restore`'s options (followed by the URL): replace what the dump holds, in one
+/// transaction, stopping at the first error.
+const PG_RESTORE_ARGS: [&str; 6] = [
+    "--clean",
+    "--if-exists",
+    "--no-owner",
+    "--single-transaction",
+    "--exit-on-error",
+    "--dbname",
+];
+
+/// Below this size an SQLite point is checked before the copy (a file of a few pages could be
+/// copied and committed in the first step); 3 pages of the largest page size.
+const SQLITE_CHECK_FIRST_BELOW: u64 = 3 * 65_536;
+
+async fn verify_blocking(point: &RecoveryPoint) -> Result<(), AppDbError> {
+    let p = point.clone();
+    tokio::task::spawn_blocking(move || p.verify())
+        .await
+        .unwrap_or_else(|e| {
+            Err(AppDbError::BadRecoveryPoint {
+                path: point.path(),
+                message: e.to_string(),
+            })
+        })
+}
+
+/// The SQLite restore of [`AppDb::restore`]: the copy runs while another thread hashes the
+/// point, and commits only after the digest matched.
+fn sqlite_restore(point: &RecoveryPoint, dst: &Path, target: &str) -> Result<(), AppDbError> {
+    use rusqlite::backup::StepResult;
+    let path = point.path();
+    let size = std::fs::metadata(&path)
+        .map_err(|source| AppDbError::Io {
+            path: path.clone(),
+            source,
+        })?
+        .len();
+    let check_first = size < SQLITE_CHECK_FIRST_BELOW;
+    if check_first {
+        point.verify()?;
+    }
+    let fail = |e: rusqlite::Error| AppDbError::Sql {
+        target: target.to_owned(),
+        what: "restoring a recovery point (online backup)".into(),
+        message: e.to_string(),
+    };
+    let source =
+        rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(fail)?;
+    let mut dest = rusqlite::Connection::open(dst).map_err(fail)?;
+    dest.busy_timeout(Duration::from_secs(30)).map_err(fail)?;
+    let backup = rusqlite::backup::Backup::new(&source, &mut dest).map_err(fail)?;
+    if check_first {
+        return copy_all(&backup).map_err(fail);
+    }
+    std::thread::scope(|s| {
+        let hasher = s.spawn(|| sha256_file(&path));
+        let checked = || -> Result<(), AppDbError> {
+            let digest = hasher.join().unwrap_or_else(|_| {
+                Err(AppDbError::BadRecoveryPoint {
+                    path: path.clone(),
+                    message: "the digest thread panicked".into(),
+                })
+            })?;
+            if digest == point.sha256 {
+                Ok(())
+            } else {
+                Err(AppDbError::DigestMismatch {
+                    path: path.clone(),
+                    expected: point.sha256.clone(),
+                    actual: digest,
+                })
+            }
+        };
+        // The first page tells the page count; then all but the last page, still uncommitted
+        // (the destination's write transaction lasts until the step that copies the last page).
+        let copied = step_pages(&backup, 1).and_then(|r| {
+            let total = backup.progress().pagecount;
+            if r == StepResult::Done || total < 3 {
+                return Ok(r);
+            }
+            step_pages(&backup, total - 2)
+        });
+        match copied {
+            // A damaged file can fail the copy itself: the digest says why.
+            Err(e) => Err(checked().err().unwrap_or_else(|| fail(e))),
+            Ok(StepResult::Done) => checked(),
+            Ok(_) => {
+                checked()?;
+                copy_all(&backup).map_err(fail)
+            }
+        }
+        // On any error `backup` is dropped unfinished, which rolls the destination back.
+    })
+}
+
+/// One `sqlite3_backup_step(pages)`, waiting while the destination is busy or locked.
+fn step_pages(
+    backup: &rusqlite::backup::Backup<'_, '_>,
+    pages: i32,
+) -> rusqlite::Result<rusqlite::backup::StepResult> {
     use rusqlite::backup::StepResult;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
-        match backup.step(-1)? {
-            StepResult::Done => return Ok(()),
-            StepResult::More => {}
+        match backup.step(pages)? {
+            r @ (StepResult::Done | StepResult::More) => return Ok(r),
             _ if std::time::Instant::now() > deadline => {
                 return Err(rusqlite::Error::SqliteFailure(
                     rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
@@ -723,6 +987,13 @@ fn copy_all(backup: &rusqlite::backup::Backup<'_, '_>) -> rusqlite::Result<()> {
             _ => std::thread::sleep(Duration::from_millis(20)),
         }
     }
+}
+
+/// Copies every (remaining) page in one step (`sqlite3_backup_step(-1)`: one read transaction,
+/// so a consistent copy; rusqlite's `run_to_completion` only takes positive page counts).
+fn copy_all(backup: &rusqlite::backup::Backup<'_, '_>) -> rusqlite::Result<()> {
+    while step_pages(backup, -1)? != rusqlite::backup::StepResult::Done {}
+    Ok(())
 }
 
 /// `(schema, table)` of the TABLE entries of a `pg_restore --list` (lines such as

@@ -594,3 +594,167 @@ fn bad_migration_directories_are_explained() {
     let e = fx.db.load_migrations().unwrap_err().to_string();
     assert!(e.starts_with("two migrations have version 1"), "{e}");
 }
+
+/// `CREATE INDEX CONCURRENTLY` runs only outside a transaction: refused in a plain migration
+/// (nothing applied), applied with `-- cutover:no-transaction`, reverted by a down migration
+/// marked the same way; a failure part-way says what stays applied and records nothing.
+#[tokio::test]
+async fn no_transaction_migrations_on_postgres() {
+    let fx = pg_fx().await.unwrap();
+    fx.write("0001_notes.up.sql", NOTES_UP);
+    fx.write(
+        "0002_notes_body.up.sql",
+        "-- cutover:phase expand\nCREATE INDEX CONCURRENTLY notes_body ON notes (body);\n",
+    );
+    let all = fx.db.load_migrations().unwrap();
+    let e = fx.db.migrate(&all, None, None).await.unwrap_err();
+    let AppDbError::MigrationFailed { message, .. } = &e else {
+        panic!("{e:?}");
+    };
+    assert!(
+        message.contains("cannot run inside a transaction block"),
+        "{e}"
+    );
+    assert_eq!(fx.versions().await, [1]);
+
+    fx.write(
+        "0002_notes_body.up.sql",
+        "-- cutover:phase expand\n-- cutover:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS notes_body ON notes (body);\nCREATE INDEX CONCURRENTLY IF NOT EXISTS notes_id_body ON notes (id, body);\n",
+    );
+    fx.write(
+        "0002_notes_body.down.sql",
+        "-- cutover:no-transaction\nDROP INDEX CONCURRENTLY notes_id_body;\nDROP INDEX CONCURRENTLY notes_body;\n",
+    );
+    let all = fx.db.load_migrations().unwrap();
+    assert!(all[1].no_transaction);
+    fx.db.migrate(&all, None, Some("1.1.0")).await.unwrap();
+    assert_eq!(fx.versions().await, [1, 2]);
+    let valid = "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname IN ('notes_body', 'notes_id_body') AND i.indisvalid";
+    assert_eq!(fx.count(valid).await, 2);
+
+    let undone = fx
+        .db
+        .rollback(&Selection::AfterVersion(1), &all)
+        .await
+        .unwrap();
+    assert_eq!(undone.len(), 1);
+    assert_eq!(fx.versions().await, [1]);
+    assert_eq!(fx.count(valid).await, 0);
+
+    // The second statement fails (a unique index over duplicates): the first stays.
+    fx.exec("INSERT INTO notes (id, body) VALUES (1, 'same'), (2, 'same')")
+        .await;
+    fx.write(
+        "0003_unique_body.up.sql",
+        "-- cutover:phase expand\n-- cutover:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS notes_plain ON notes (id);\nCREATE UNIQUE INDEX CONCURRENTLY notes_unique_body ON notes (body);\n",
+    );
+    let all = fx.db.load_migrations().unwrap();
+    let e = fx.db.migrate(&all, None, None).await.unwrap_err();
+    let AppDbError::PartiallyApplied {
+        id,
+        path,
+        line,
+        applied,
+        reverting,
+        ..
+    } = &e
+    else {
+        panic!("{e:?}");
+    };
+    assert_eq!(id, "0003_unique_body");
+    assert!(path.ends_with("0003_unique_body.up.sql"), "{path}");
+    assert_eq!((*line, *applied, *reverting), (4, 1, false));
+    assert!(e.to_string().contains("recorded as not applied"), "{e}");
+    let text = e.to_string();
+    assert!(text.contains("may be partially applied"), "{text}");
+    assert!(text.contains("could not create unique index"), "{text}");
+    assert!(e.hint().unwrap().contains("DROP INDEX CONCURRENTLY"));
+    assert_eq!(fx.versions().await, [1, 2], "0003 is not recorded");
+    assert_eq!(
+        fx.count("SELECT count(*) FROM pg_class WHERE relname = 'notes_plain'")
+            .await,
+        1,
+        "the statement before the failing one stays applied"
+    );
+    // Fixed (the invalid index dropped, the data made unique), it runs again.
+    fx.exec("DROP INDEX CONCURRENTLY IF EXISTS notes_unique_body")
+        .await;
+    fx.exec("UPDATE notes SET body = 'other' WHERE id = 2")
+        .await;
+    assert_eq!(fx.db.migrate(&all, None, None).await.unwrap().len(), 1);
+    assert_eq!(fx.versions().await, [1, 2, 3]);
+}
+
+/// SQLite knows statements that refuse a transaction too (`VACUUM`).
+#[tokio::test]
+async fn no_transaction_migrations_on_sqlite() {
+    let fx = sqlite_fx();
+    fx.write("0001_notes.up.sql", NOTES_UP);
+    fx.write(
+        "0002_vacuum.up.sql",
+        "-- cutover:phase contract\n-- cutover:no-transaction\nCREATE TABLE IF NOT EXISTS scratch (x INTEGER);\nVACUUM;\n",
+    );
+    let all = fx.db.load_migrations().unwrap();
+    fx.db.migrate(&all, None, None).await.unwrap();
+    assert_eq!(fx.versions().await, [1, 2]);
+    fx.write(
+        "0003_bad.up.sql",
+        "-- cutover:phase expand\n-- cutover:no-transaction\nCREATE TABLE kept (x INTEGER);\nCREATE TABLE kept (x INTEGER);\n",
+    );
+    let all = fx.db.load_migrations().unwrap();
+    let e = fx.db.migrate(&all, None, None).await.unwrap_err();
+    let AppDbError::PartiallyApplied { line, applied, .. } = &e else {
+        panic!("{e:?}");
+    };
+    assert_eq!((*line, *applied), (4, 1));
+    assert!(e.to_string().contains("already exists"), "{e}");
+    assert!(fx.has_table("kept").await);
+    assert_eq!(fx.versions().await, [1, 2]);
+}
+
+/// A point large enough to be hashed while it is copied: a damaged file is caught before the
+/// copy commits, and the live database keeps its rows.
+#[tokio::test]
+async fn sqlite_restore_of_a_large_damaged_point_changes_nothing() {
+    let fx = sqlite_fx();
+    fx.write("0001_notes.up.sql", NOTES_UP);
+    let all = fx.db.load_migrations().unwrap();
+    fx.db.migrate(&all, None, None).await.unwrap();
+    // A live database in WAL mode, as apps run them: the point is still one plain file.
+    fx.exec("PRAGMA journal_mode=WAL").await;
+    fx.exec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000) INSERT INTO notes (id, body) SELECT i, hex(randomblob(500)) FROM n")
+        .await;
+    let point = fx.db.snapshot("production", None).await.unwrap();
+    assert!(point.size > 1_000_000, "{}", point.size);
+    let header = std::fs::read(point.path()).unwrap();
+    assert_eq!(&header[..16], b"SQLite format 3\0");
+    assert_eq!(header[18..20], [1, 1], "a rollback-journal file, not WAL");
+    let drill = fx
+        .db
+        .drill(&point, "SELECT count(*) FROM notes")
+        .await
+        .unwrap();
+    assert_eq!(drill.rows, 1);
+    fx.exec("DELETE FROM notes WHERE id > 10").await;
+
+    // An intact point restores (the hashed, held-back path).
+    fx.db.restore(&point).await.unwrap();
+    assert_eq!(fx.count("SELECT count(*) FROM notes").await, 2000);
+    assert!(!point.dir.join(format!("{}-wal", point.file)).exists());
+    assert!(!point.dir.join(format!("{}-shm", point.file)).exists());
+
+    fx.exec("DELETE FROM notes WHERE id > 10").await;
+    let mut bytes = std::fs::read(point.path()).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    std::fs::write(point.path(), bytes).unwrap();
+    let e = fx.db.restore(&point).await.unwrap_err();
+    assert!(matches!(e, AppDbError::DigestMismatch { .. }), "{e:?}");
+    assert_eq!(
+        fx.count("SELECT count(*) FROM notes").await,
+        10,
+        "nothing restored"
+    );
+    let e = fx.db.drill(&point, "SELECT 1").await.unwrap_err();
+    assert!(matches!(e, AppDbError::DigestMismatch { .. }), "{e:?}");
+}

@@ -1178,6 +1178,11 @@ pub struct Smtp {
     /// Transport security.
     #[serde(default)]
     pub tls: SmtpTls,
+    /// A PEM file with the certificate authority that signed the server's certificate (relative
+    /// paths are relative to the project directory), for a relay with a private or self-signed
+    /// certificate: it is then the only trust root for this server, as with `curl --cacert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
     /// User name for authentication.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
@@ -1403,4 +1408,23 @@ pub enum Contract {
 pub struct Drill {
     /// A query that must succeed (and return at least one row) on the restored copy.
     pub query: String,
+    /// Run the drill as a step of every release's deployment, right after its recovery point is
+    /// taken (before any migration runs or traffic moves).
+    #[serde(default)]
+    pub on_release: bool,
+    /// What a failed drill of a release's deployment does: `fail` it before any traffic moves, or
+    /// `warn` (recorded and said) and go on.
+    #[serde(default)]
+    pub on_failure: DrillFailure,
+}
+
+/// What a failed release drill does to the deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum DrillFailure {
+    /// The deployment fails before any traffic moves.
+    #[default]
+    Fail,
+    /// The failure is recorded and said; the deployment goes on.
+    Warn,
 }

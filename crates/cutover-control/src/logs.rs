@@ -12,6 +12,13 @@
 //! The reader's answer is JSON lines: one `{"service","slot","stream","line"}` per log line, an
 //! empty line now and then while following (so that a reader that left is noticed), and a last
 //! `{"error": "..."}` when the agent could not read the logs.
+//!
+//! When a followed read is under way: the agent posts its first chunk (the tail) only once it
+//! watches the files, and an empty chunk still makes an (empty) line, so the reader's first line,
+//! whatever it is, means that every line written from then on will come. A reader waits for it
+//! before it makes lines it wants to see (`cutover logs --follow` then says `following` on
+//! stderr). Nothing new goes over the wire for this: an agent or a reader of an earlier version
+//! already sends, and skips, that first line.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -384,7 +391,9 @@ pub(crate) async fn chunk(
         out.push(b'\n');
     }
     if out.is_empty() {
-        // A heartbeat: writing something is how a reader that left is noticed.
+        // A heartbeat: writing something is how a reader that left is noticed. The first one
+        // also tells the reader that the agent follows the files now (see the module
+        // documentation), so an empty chunk is never dropped.
         out.push(b'\n');
     }
     let written = tokio::time::timeout(WRITE_TIMEOUT, async {

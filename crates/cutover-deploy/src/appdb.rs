@@ -2,7 +2,12 @@
 //! point and the release's expand migrations; after the observation window its contract
 //! migrations (or, with `contract = "next-release"`, at the next deployment); on rollback the
 //! reverted releases' down migrations, or the recovery point restored. Each is a recorded step
-//! (`recovery_point`, `migrate`) with its intent written before and its result after.
+//! (`recovery_point`, `drill`, `migrate`) with its intent written before and its result after.
+//!
+//! With `[database.drill] on_release = true` every release's deployment runs the restore drill
+//! right after its recovery point is taken (or, when the release brings no expand migration and
+//! so takes no point, on the latest one): a failed drill fails the deployment before any
+//! migration runs or traffic moves, unless `on_failure = "warn"`.
 //!
 //! Which migrations a release brings: the migrations directory *at the release's commit* (read
 //! with `git`, argv only) when the project is a git work tree that holds the commit, so that a
@@ -14,7 +19,7 @@ use std::process::Command;
 
 use chrono::Utc;
 use cutover_appdb::{AppDb, AppDbError, Migration, Phase, Selection, recovery};
-use cutover_config::Contract;
+use cutover_config::{Contract, Drill, DrillFailure};
 use cutover_core::deploy::State;
 use cutover_store::{Audit, Change, DeploymentFilter, NewDeploymentStep};
 use serde_json::{Value, json};
@@ -236,8 +241,22 @@ pub(crate) async fn before_switch(run: &mut Run<'_>) -> DbResult {
             return Ok(Err(reason));
         }
     }
+    // Whether a recovery point of this database can hold anything a drill query could find.
+    let had_history = if release_drill(run.eng).is_some() {
+        match db.applied().await {
+            Ok(a) => !a.is_empty(),
+            Err(e) => return Ok(Err(format!("application database: {e}"))),
+        }
+    } else {
+        false
+    };
     if plan.expand.is_empty() {
-        return Ok(Ok(()));
+        // No new recovery point: the drill proves the latest one still restores.
+        let latest = recovery::list(&run.eng.project_root, &run.dep.environment)?.pop();
+        return match latest {
+            Some(point) => drill_step(run, &db, &point, had_history).await,
+            None => Ok(Ok(())),
+        };
     }
     let rp = begin_step(
         run,
@@ -258,6 +277,9 @@ pub(crate) async fn before_switch(run: &mut Run<'_>) -> DbResult {
                 recovery::audit_of(&run.eng.actor, &point),
             )
             .await?;
+            if let Err(reason) = drill_step(run, &db, &point, had_history).await? {
+                return Ok(Err(reason));
+            }
         }
         Err(e) => {
             end_step(
@@ -276,6 +298,98 @@ pub(crate) async fn before_switch(run: &mut Run<'_>) -> DbResult {
         }
     }
     migrate_step(run, &db, &set, &source, Phase::Expand, &plan.expand).await
+}
+
+/// `[database.drill]` when it asks to run on every release.
+fn release_drill(eng: &Engine) -> Option<&Drill> {
+    eng.config
+        .database
+        .as_ref()
+        .and_then(|d| d.drill.as_ref())
+        .filter(|d| d.on_release)
+}
+
+/// The restore drill of `point` as a recorded `drill` step when `[database.drill] on_release`
+/// asks for it, with a `db.drill` (passed), `db.drill.fail` or `db.drill.skip` audit event.
+/// `Ok(Err(reason))` when it failed and `on_failure = "fail"` (the default): the deployment
+/// fails before any migration runs or traffic moves. A point of a database without any
+/// migration yet (the first release's) holds nothing the query could find: skipped.
+async fn drill_step(
+    run: &Run<'_>,
+    db: &AppDb,
+    point: &cutover_appdb::RecoveryPoint,
+    had_history: bool,
+) -> DbResult {
+    let Some(drill) = release_drill(run.eng) else {
+        return Ok(Ok(()));
+    };
+    let on_failure = match drill.on_failure {
+        DrillFailure::Fail => "fail",
+        DrillFailure::Warn => "warn",
+    };
+    let id = begin_step(
+        run,
+        "drill",
+        json!({ "recovery_point": point.id, "sha256": point.sha256, "query": drill.query, "on_failure": on_failure }),
+    )
+    .await?;
+    let subject = format!("env:{}", run.dep.environment);
+    if !had_history {
+        let why = "the recovery point was taken before the first migration: nothing to query yet";
+        end_step(
+            run,
+            id,
+            json!({ "ok": true, "skipped": why }),
+            Audit::new(
+                &run.eng.actor,
+                "db.drill.skip",
+                subject,
+                json!({ "environment": run.dep.environment, "version": run.release.version, "id": point.id, "reason": why }),
+            ),
+        )
+        .await?;
+        run.say(format!("restore drill skipped: {why}"));
+        return Ok(Ok(()));
+    }
+    run.say(format!(
+        "restore drill: recovery point {} into a scratch database",
+        point.id
+    ));
+    let r = db.drill(point, &drill.query).await;
+    let rows = r.as_ref().ok().map(|d| d.rows);
+    let error = r.as_ref().err().map(ToString::to_string);
+    end_step(
+        run,
+        id,
+        json!({ "ok": r.is_ok(), "rows": rows, "error": error, "hint": r.as_ref().err().and_then(AppDbError::hint) }),
+        Audit::new(
+            &run.eng.actor,
+            if r.is_ok() { "db.drill" } else { "db.drill.fail" },
+            subject,
+            json!({ "environment": run.dep.environment, "version": run.release.version, "id": point.id, "sha256": point.sha256, "ok": r.is_ok(), "rows": rows, "error": error, "on_failure": on_failure }),
+        ),
+    )
+    .await?;
+    match r {
+        Ok(report) => {
+            run.say(format!(
+                "restore drill passed: the query returned {} row(s)",
+                report.rows
+            ));
+            Ok(Ok(()))
+        }
+        Err(e) if drill.on_failure == DrillFailure::Warn => {
+            run.say(format!(
+                "warning: the restore drill of recovery point {} failed: {e} (on_failure = \"warn\": the deployment goes on)",
+                point.id
+            ));
+            Ok(Ok(()))
+        }
+        Err(e) => Ok(Err(format!(
+            "the restore drill of recovery point {} failed: {e}",
+            point.id
+        ))),
+    }
 }
 
 /// The contract migrations the previous live deployment of the environment deferred.

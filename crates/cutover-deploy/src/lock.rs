@@ -49,7 +49,13 @@ pub fn holder(what: &str) -> String {
 }
 
 fn pid_alive(pid: u32) -> bool {
-    std::path::Path::new(&format!("/proc/{pid}")).exists()
+    // A zombie (killed, not yet reaped: its parent died with it and the new parent reaps late)
+    // runs no more, although /proc still lists it.
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            != Some("Z")
+    })
 }
 
 /// Whether a lock held by `holder` may be taken over although its lease runs: its holder is a

@@ -67,12 +67,11 @@ pub async fn open_incident(
             true,
         ),
     };
-    // The id is assigned inside the transaction, after the audit subject is fixed: the subject
-    // says `incident:new` (as `deployment.create` says `deployment:new`).
+    // The id is assigned inside the transaction; the store writes it into the subject there.
     let audit = Audit::new(
         actor,
         INCIDENT_OPEN,
-        "incident:new",
+        "incident:{id}",
         json!({
             "environment": environment,
             "summary": summary,

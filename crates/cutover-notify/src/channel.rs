@@ -7,6 +7,7 @@ use cutover_config::{Event, Notify, Secret, SecretError, SecretValue, SmtpTls};
 use lettre::message::{Mailbox, header::ContentType};
 use lettre::transport::smtp::AsyncSmtpTransport;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
 use lettre::{AsyncTransport as _, Message, Tokio1Executor};
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -59,6 +60,9 @@ pub struct EmailTarget {
     pub port: u16,
     /// Transport security.
     pub tls: SmtpTls,
+    /// The PEM certificates of `smtp.ca_file`: the only trust roots for this server when set (a
+    /// private or self-signed relay); else the system's.
+    pub ca_pem: Option<String>,
     /// User name and password, when the server wants them.
     pub credentials: Option<(String, SecretValue)>,
     /// The sender.
@@ -206,6 +210,31 @@ pub fn channels(notify: &Notify, resolve: Resolve<'_>) -> (Vec<Channel>, Vec<Cha
             },
             _ => None,
         };
+        // Read (through the resolver, so relative to the project directory) and checked here, so
+        // that a wrong path shows when the channel is set up, not at the first send.
+        let ca_pem = match &e.smtp.ca_file {
+            Some(file) => match resolve(&Secret::File { file: file.clone() }) {
+                Ok(pem) if pem_certificates(pem.expose()) > 0 => Some(pem.expose().to_owned()),
+                Ok(_) => {
+                    errors.push(ChannelError {
+                        channel: name,
+                        message: format!(
+                            "its smtp.ca_file {} holds no PEM certificate (expected `-----BEGIN CERTIFICATE-----` blocks)",
+                            file.display()
+                        ),
+                    });
+                    return (out, errors);
+                }
+                Err(err) => {
+                    errors.push(ChannelError {
+                        channel: name,
+                        message: format!("cannot read its smtp.ca_file: {err}"),
+                    });
+                    return (out, errors);
+                }
+            },
+            None => None,
+        };
         out.push(Channel {
             name,
             events,
@@ -213,6 +242,7 @@ pub fn channels(notify: &Notify, resolve: Resolve<'_>) -> (Vec<Channel>, Vec<Cha
                 host: e.smtp.host.clone(),
                 port: e.smtp.port,
                 tls: e.smtp.tls,
+                ca_pem,
                 credentials,
                 from: e.from.clone(),
                 to: e.to.clone(),
@@ -441,6 +471,31 @@ pub(crate) fn mail_text(n: &Notification) -> (String, String, bool) {
     (subject, body, false)
 }
 
+/// How many PEM certificates `pem` holds.
+fn pem_certificates(pem: &str) -> usize {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    CertificateDer::pem_slice_iter(pem.as_bytes())
+        .filter(Result::is_ok)
+        .count()
+}
+
+/// TLS to `target.host` (its certificate must name it), trusting the system's roots, or only
+/// `target.ca_pem` when set.
+fn tls_parameters(target: &EmailTarget) -> Result<TlsParameters, AttemptError> {
+    let mut builder = TlsParameters::builder(target.host.clone());
+    if let Some(pem) = &target.ca_pem {
+        let ca = Certificate::from_pem(pem.as_bytes())
+            .map_err(|e| AttemptError::Permanent(format!("smtp.ca_file is not usable: {e}")))?;
+        builder = builder
+            .certificate_store(CertificateStore::None)
+            .add_root_certificate(ca);
+    }
+    builder.build_rustls().map_err(|e| {
+        AttemptError::Permanent(format!("smtp {}: cannot set up TLS: {e}", target.host))
+    })
+}
+
 async fn send_mail(
     target: &EmailTarget,
     n: &Notification,
@@ -490,14 +545,16 @@ async fn send_mail(
     let message = builder
         .body(body)
         .map_err(|e| permanent(format!("cannot build the mail: {e}")))?;
-    let builder = match target.tls {
-        SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&target.host),
-        SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&target.host)
-            .map_err(|e| permanent(format!("smtp {}: {e}", target.host)))?,
-        SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&target.host)
-            .map_err(|e| permanent(format!("smtp {}: {e}", target.host)))?,
+    let tls = match target.tls {
+        SmtpTls::None => Tls::None,
+        // Required, never opportunistic: a relay that offers no STARTTLS gets nothing in clear.
+        SmtpTls::Starttls => Tls::Required(tls_parameters(target)?),
+        SmtpTls::Tls => Tls::Wrapper(tls_parameters(target)?),
     };
-    let mut builder = builder.port(target.port).timeout(Some(timeout));
+    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&target.host)
+        .tls(tls)
+        .port(target.port)
+        .timeout(Some(timeout));
     if let Some((user, password)) = &target.credentials {
         builder = builder.credentials(Credentials::new(user.clone(), password.expose().to_owned()));
     }

@@ -22,9 +22,10 @@ pub mod openapi;
 pub mod tls;
 pub mod tokens;
 
-use std::future::Future;
+use std::future::{Future, IntoFuture as _};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -37,6 +38,11 @@ pub use metrics::Metrics;
 
 /// The largest request body accepted (larger ones answer 413 without being read).
 pub const MAX_BODY: usize = 1024 * 1024;
+
+/// How long a stopping server waits for the requests in flight before it closes their
+/// connections anyway: under the 30 s a container runtime (e.g. Kubernetes'
+/// `terminationGracePeriodSeconds`) grants before it kills the process.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
 /// What every handler shares. Cheap to clone.
 #[derive(Clone)]
@@ -51,6 +57,10 @@ pub struct ServerState {
     /// GET requests need no token (`cutover serve --public-read`).
     pub public_read: bool,
     pub metrics: Arc<Metrics>,
+    /// Cancelled by [`serve`] when its shutdown signal fires. Long-lived responses mounted beside
+    /// the API (the dashboard's server-sent events: give them a clone) end on it, so that they
+    /// never hold the graceful shutdown up.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl std::fmt::Debug for ServerState {
@@ -99,6 +109,7 @@ impl ServerState {
             control,
             public_read,
             metrics: Arc::new(Metrics::default()),
+            shutdown: tokio_util::sync::CancellationToken::new(),
         }
     }
 }
@@ -143,8 +154,10 @@ pub fn app_with(state: ServerState, extra: Router) -> Router {
 }
 
 /// Serves `router` ([`app`] or [`app_with`]) on `listener` (a `tokio::net::TcpListener`, or a
-/// TLS listener) until `shutdown` completes; then the agents' waiting polls answer at once and
-/// the requests in flight finish.
+/// TLS listener) until `shutdown` completes. Then it stops accepting, cancels
+/// [`ServerState::shutdown`] (server-sent event streams end), answers the agents' waiting polls at
+/// once, and lets the requests in flight finish, for at most [`SHUTDOWN_GRACE`]: connections
+/// still open after that are closed, so that a stuck client never keeps the process alive.
 pub async fn serve<L>(
     listener: L,
     state: &ServerState,
@@ -156,11 +169,27 @@ where
     L::Addr: std::fmt::Debug,
 {
     let closer = state.control.clone();
-    axum::serve(listener, router)
+    let stopping = state.shutdown.clone();
+    let graceful = axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             shutdown.await;
+            stopping.cancel();
             closer.close();
         })
-        .await
-        .map_err(ServerError::Serve)
+        .into_future();
+    let stopping = state.shutdown.clone();
+    let deadline = async move {
+        stopping.cancelled().await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        served = graceful => served.map_err(ServerError::Serve),
+        () = deadline => {
+            tracing::warn!(
+                grace_s = SHUTDOWN_GRACE.as_secs(),
+                "connections still open after the shutdown grace period were closed"
+            );
+            Ok(())
+        }
+    }
 }

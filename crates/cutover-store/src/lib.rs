@@ -16,6 +16,7 @@ mod queue;
 mod records;
 mod sql;
 mod sqlite;
+mod switches;
 mod url;
 
 use std::path::Path;
@@ -28,6 +29,9 @@ pub use postgres::PgStore;
 pub use queue::{EnqueueJob, Enqueued, JobClass, JobFilter, JobState, QueuePolicy};
 pub use records::*;
 pub use sqlite::SqliteStore;
+pub use switches::{
+    SWITCH_ACTION, SwitchClass, SwitchHost, SwitchPayload, SwitchServing, SwitchesBefore, classify,
+};
 pub use url::{Target, parse_target, redact_url};
 
 /// Where the embedded default store lives, relative to the project directory.
@@ -74,6 +78,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         &self,
         filter: &DeploymentFilter,
     ) -> Result<Vec<Deployment>, StoreError>;
+    /// Newest first, only those matching every condition given (see [`DeploymentSearch`]).
+    async fn search_deployments(
+        &self,
+        search: &DeploymentSearch,
+    ) -> Result<Vec<Deployment>, StoreError>;
     /// In the order they were written.
     async fn list_deployment_steps(
         &self,
@@ -102,6 +111,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<Observation>, StoreError>;
     /// The host's newest observation (any generation), `None` before its first report.
     async fn latest_observation(&self, host: &str) -> Result<Option<Observation>, StoreError>;
+    /// The newest observation of each of `hosts` that has reported, in one query (by host).
+    async fn latest_observations(&self, hosts: &[String]) -> Result<Vec<Observation>, StoreError>;
     /// Oldest first.
     async fn list_proofs(&self, deployment_id: i64) -> Result<Vec<Proof>, StoreError>;
 
@@ -243,6 +254,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     // --- audit ---
     async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError>;
+    /// The `deployment.switch` events that decide what served on `environment` strictly before
+    /// `until`, read from the switch index (see [`SwitchesBefore`]): what a replay of every
+    /// switch of the environment up to `until` would end with, without reading them all.
+    async fn switches_before(
+        &self,
+        environment: &str,
+        until: Timestamp,
+    ) -> Result<SwitchesBefore, StoreError>;
     /// Verifies the whole chain in seq order, reading it in batches (constant memory).
     async fn verify_audit(&self) -> Result<VerifyReport, StoreError>;
 

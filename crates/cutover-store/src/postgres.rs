@@ -82,12 +82,14 @@ impl PgStore {
             .max_connections(16)
             .acquire_timeout(CONNECT_TIMEOUT * 6)
             .connect_lazy_with(options);
-        Ok(PgStore {
+        let store = PgStore {
             pool,
             location,
             wake: Arc::new(tokio::sync::Notify::new()),
             listener: tokio::sync::OnceCell::new(),
-        })
+        };
+        store.backfill_switch_index().await?;
+        Ok(store)
     }
 
     /// The connection pool, for backend-specific work (the queue).

@@ -14,8 +14,28 @@ pub type Timestamp = DateTime<Utc>;
 pub struct Audit {
     pub actor: String,
     pub action: String,
+    /// What the event is about, `kind:name`. [`ID_PLACEHOLDER`] in it is replaced by the id the
+    /// first change of the same `apply` was given, so that an insert's event names the record
+    /// it created (`incident:{id}` becomes `incident:12`), in the same transaction.
     pub subject: String,
     pub payload: Value,
+}
+
+/// See [`Audit::subject`].
+pub const ID_PLACEHOLDER: &str = "{id}";
+
+/// `audit` with [`ID_PLACEHOLDER`] in its subject replaced by the first outcome's id; `None`
+/// when there is nothing to replace.
+pub(crate) fn subject_with_id(audit: &Audit, outcomes: &[Outcome]) -> Option<Audit> {
+    if !audit.subject.contains(ID_PLACEHOLDER) {
+        return None;
+    }
+    let Some(Outcome::Id(id)) = outcomes.first() else {
+        return None;
+    };
+    let mut named = audit.clone();
+    named.subject = audit.subject.replace(ID_PLACEHOLDER, &id.to_string());
+    Some(named)
 }
 
 impl Audit {
@@ -159,6 +179,21 @@ pub struct DeploymentFilter {
     pub environment: Option<String>,
     /// Only deployments whose `finished_at` is not set (to resume after a crash).
     pub unfinished_only: bool,
+    pub limit: Option<i64>,
+}
+
+/// Which deployments to search for (newest first): every condition given must hold.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentSearch {
+    pub environment: Option<String>,
+    /// Of one of these release versions; any version when empty.
+    pub versions: Vec<String>,
+    /// Only `live` deployments whose `finished_at` is set (those that make a current release).
+    pub live_only: bool,
+    /// Created strictly before this time.
+    pub created_before: Option<Timestamp>,
+    /// Only ids below this one (to page newest first).
+    pub before_id: Option<i64>,
     pub limit: Option<i64>,
 }
 
@@ -498,4 +533,19 @@ pub struct VerifyReport {
 pub enum Backend {
     Sqlite,
     Postgres,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_placeholder_takes_the_first_changes_id() {
+        let audit = Audit::new("a", "incident.open", "incident:{id}", Value::Null);
+        let named = subject_with_id(&audit, &[Outcome::Id(12), Outcome::Id(13)]).unwrap();
+        assert_eq!(named.subject, "incident:12");
+        assert_eq!(subject_with_id(&audit, &[Outcome::Done]), None);
+        let plain = Audit::new("a", "x", "env:prod", Value::Null);
+        assert_eq!(subject_with_id(&plain, &[Outcome::Id(1)]), None);
+    }
 }

@@ -11,6 +11,9 @@ use crate::{StoreError, Timestamp};
 
 pub(crate) const AUDIT_COLUMNS: &str =
     "seq, at_us, actor, action, subject, payload, prev_hash, hash";
+/// [`AUDIT_COLUMNS`] of the audit table aliased `a`.
+pub(crate) const AUDIT_COLUMNS_A: &str =
+    "a.seq, a.at_us, a.actor, a.action, a.subject, a.payload, a.prev_hash, a.hash";
 /// Rows read per query when verifying the chain.
 pub(crate) const VERIFY_BATCH: i64 = 10_000;
 
@@ -331,7 +334,111 @@ macro_rules! impl_store {
                 .execute(&mut **tx)
                 .await
                 .map_err(write_err(format!("audit event {seq}")))?;
+                let class = $crate::switches::classify(&event.action, &event.subject, &event.payload);
+                index_switch(tx, event.seq, us(&event.at), &class).await?;
                 Ok(event)
+            }
+
+            /// Writes the switch index's rows for one audit event (nothing for other events);
+            /// idempotent, so that a backfill may meet rows an append already wrote.
+            async fn index_switch(tx: &mut Tx, seq: i64, at_us: i64, class: &$crate::switches::SwitchClass) -> Result<(), StoreError> {
+                use $crate::switches::SwitchClass;
+                let (environment, readable, hosts): (&str, i64, &[String]) = match class {
+                    SwitchClass::NotASwitch | SwitchClass::Foreign => return Ok(()),
+                    SwitchClass::Unreadable { environment } => (environment, 0, &[]),
+                    SwitchClass::Applied { environment, hosts } => (environment, 1, hosts),
+                };
+                let context = || format!("the switch index of audit event {seq}");
+                sqlx::query(
+                    "INSERT INTO audit_switches (seq, environment, at_us, readable) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(seq)
+                .bind(environment)
+                .bind(at_us)
+                .bind(readable)
+                .execute(&mut **tx)
+                .await
+                .map_err(write_err(context()))?;
+                for host in hosts {
+                    sqlx::query(
+                        "INSERT INTO audit_switch_hosts (environment, host, seq, at_us) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(environment)
+                    .bind(host)
+                    .bind(seq)
+                    .bind(at_us)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(write_err(context()))?;
+                    sqlx::query(
+                        "INSERT INTO audit_switch_env_hosts (environment, host) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(environment)
+                    .bind(host)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(write_err(context()))?;
+                }
+                Ok(())
+            }
+
+            impl $store {
+                /// Indexes the switch events written before migration 000006 (or by anything that
+                /// wrote the audit table directly and asked for it by marking the backfill
+                /// pending). Runs under the audit lock, so no append races it; another opener
+                /// that already did it leaves nothing to do.
+                pub(crate) async fn backfill_switch_index(&self) -> Result<(), StoreError> {
+                    let pending = |row: Option<$row>| row.is_some();
+                    let row = sqlx::query("SELECT pending FROM audit_switch_backfill LIMIT 1")
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(read_err("reading whether the switch index needs a backfill"))?;
+                    if !pending(row) {
+                        return Ok(());
+                    }
+                    let mut tx = self.begin_write().await?;
+                    <$store>::lock_audit_head(&mut tx).await?;
+                    let row = sqlx::query("SELECT pending FROM audit_switch_backfill LIMIT 1")
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(read_err("reading whether the switch index needs a backfill"))?;
+                    if pending(row) {
+                        let mut last = i64::MIN;
+                        loop {
+                            let rows = sqlx::query(
+                                "SELECT seq, at_us, subject, payload FROM audit WHERE action = $1 AND seq > $2 \
+                                 ORDER BY seq LIMIT $3",
+                            )
+                            .bind($crate::switches::SWITCH_ACTION)
+                            .bind(last)
+                            .bind(VERIFY_BATCH)
+                            .fetch_all(&mut *tx)
+                            .await
+                            .map_err(read_err("reading switch events to index"))?;
+                            if rows.is_empty() {
+                                break;
+                            }
+                            for r in &rows {
+                                let seq: i64 = col(r, "seq")?;
+                                last = seq;
+                                let subject: String = col(r, "subject")?;
+                                let payload: String = col(r, "payload")?;
+                                // A payload that is not JSON at all cannot be read either.
+                                let payload = serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null);
+                                let class = $crate::switches::classify($crate::switches::SWITCH_ACTION, &subject, &payload);
+                                index_switch(&mut tx, seq, col(r, "at_us")?, &class).await?;
+                            }
+                        }
+                        sqlx::query("DELETE FROM audit_switch_backfill")
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(write_err("the switch index backfill".to_owned()))?;
+                    }
+                    tx.commit().await.map_err(read_err("committing the switch index backfill"))?;
+                    Ok(())
+                }
             }
 
             /// The rank of a job inserted through `Change::InsertJob` (default aging policy).
@@ -741,7 +848,10 @@ macro_rules! impl_store {
                     for change in changes {
                         outcomes.push(apply_change(&mut tx, change).await?);
                     }
-                    let event = append_in_tx(&mut tx, audit).await?;
+                    let event = match crate::records::subject_with_id(audit, &outcomes) {
+                        Some(named) => append_in_tx(&mut tx, &named).await?,
+                        None => append_in_tx(&mut tx, audit).await?,
+                    };
                     tx.commit().await.map_err(read_err("committing a change"))?;
                     Ok(Applied { outcomes, event })
                 }
@@ -795,19 +905,75 @@ macro_rules! impl_store {
                 }
 
                 async fn list_deployments(&self, filter: &DeploymentFilter) -> Result<Vec<Deployment>, StoreError> {
-                    sqlx::query(
-                        "SELECT * FROM deployments WHERE ($1 IS NULL OR environment = $1) \
-                         AND ($2 = 0 OR finished_us IS NULL) ORDER BY id DESC LIMIT $3",
-                    )
-                    .bind(filter.environment.as_deref())
-                    .bind(i64::from(filter.unfinished_only))
-                    .bind(filter.limit.unwrap_or(i64::MAX))
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(read_err("listing deployments"))?
-                    .iter()
-                    .map(deployment_of)
-                    .collect()
+                    // Only the filters given become conditions (see `list_audit` for why).
+                    let mut sql = String::from("SELECT * FROM deployments WHERE TRUE");
+                    if filter.environment.is_some() {
+                        sql.push_str(" AND environment = $1");
+                    }
+                    if filter.unfinished_only {
+                        sql.push_str(" AND finished_us IS NULL");
+                    }
+                    let n = if filter.environment.is_some() { 2 } else { 1 };
+                    sql.push_str(&format!(" ORDER BY id DESC LIMIT ${n}"));
+                    let mut query = sqlx::query(&sql);
+                    if let Some(env) = filter.environment.as_deref() {
+                        query = query.bind(env);
+                    }
+                    query
+                        .bind(filter.limit.unwrap_or(i64::MAX))
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(read_err("listing deployments"))?
+                        .iter()
+                        .map(deployment_of)
+                        .collect()
+                }
+
+                async fn search_deployments(&self, search: &DeploymentSearch) -> Result<Vec<Deployment>, StoreError> {
+                    let mut sql = String::from("SELECT * FROM deployments WHERE TRUE");
+                    let mut n = 0;
+                    let mut next = || {
+                        n += 1;
+                        format!("${n}")
+                    };
+                    if search.environment.is_some() {
+                        sql.push_str(&format!(" AND environment = {}", next()));
+                    }
+                    if !search.versions.is_empty() {
+                        let list: Vec<String> = search.versions.iter().map(|_| next()).collect();
+                        sql.push_str(&format!(" AND release_version IN ({})", list.join(", ")));
+                    }
+                    if search.live_only {
+                        sql.push_str(" AND state = 'live' AND finished_us IS NOT NULL");
+                    }
+                    if search.created_before.is_some() {
+                        sql.push_str(&format!(" AND created_us < {}", next()));
+                    }
+                    if search.before_id.is_some() {
+                        sql.push_str(&format!(" AND id < {}", next()));
+                    }
+                    sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", next()));
+                    let mut query = sqlx::query(&sql);
+                    if let Some(env) = search.environment.as_deref() {
+                        query = query.bind(env);
+                    }
+                    for v in &search.versions {
+                        query = query.bind(v.as_str());
+                    }
+                    if let Some(before) = &search.created_before {
+                        query = query.bind(us(before));
+                    }
+                    if let Some(id) = search.before_id {
+                        query = query.bind(id);
+                    }
+                    query
+                        .bind(search.limit.unwrap_or(i64::MAX))
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(read_err("searching deployments"))?
+                        .iter()
+                        .map(deployment_of)
+                        .collect()
                 }
 
                 async fn list_deployment_steps(&self, deployment_id: i64) -> Result<Vec<DeploymentStep>, StoreError> {
@@ -899,6 +1065,29 @@ macro_rules! impl_store {
                         .as_ref()
                         .map(observation_of)
                         .transpose()
+                }
+
+                async fn latest_observations(&self, hosts: &[String]) -> Result<Vec<Observation>, StoreError> {
+                    if hosts.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let list: Vec<String> = (1..=hosts.len()).map(|i| format!("${i}")).collect();
+                    let sql = format!(
+                        "SELECT * FROM observations WHERE id IN \
+                         (SELECT MAX(id) FROM observations WHERE host IN ({}) GROUP BY host) ORDER BY host",
+                        list.join(", ")
+                    );
+                    let mut query = sqlx::query(&sql);
+                    for h in hosts {
+                        query = query.bind(h.as_str());
+                    }
+                    query
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(read_err("reading the latest observations"))?
+                        .iter()
+                        .map(observation_of)
+                        .collect()
                 }
 
                 async fn list_proofs(&self, deployment_id: i64) -> Result<Vec<Proof>, StoreError> {
@@ -1141,6 +1330,57 @@ macro_rules! impl_store {
                     rows.iter()
                         .map(|r| event_of(r).map_err(|what| StoreError::Corrupt { what: format!("audit event: {what}") }))
                         .collect()
+                }
+
+                async fn switches_before(&self, environment: &str, until: Timestamp) -> Result<$crate::switches::SwitchesBefore, StoreError> {
+                    let corrupt = |what: String| StoreError::Corrupt { what: format!("audit event: {what}") };
+                    // Per host the newest switch naming it before `until`: a walk down the
+                    // (environment, host, seq, at_us) key from the newest switch, index only.
+                    let rows = sqlx::query(&format!(
+                        "SELECT l.host AS switch_host, {cols} FROM \
+                         (SELECT h.host AS host, (SELECT s.seq FROM audit_switch_hosts s \
+                           WHERE s.environment = h.environment AND s.host = h.host AND s.at_us < $2 \
+                           ORDER BY s.seq DESC LIMIT 1) AS latest \
+                          FROM audit_switch_env_hosts h WHERE h.environment = $1) l \
+                         JOIN audit a ON a.seq = l.latest ORDER BY l.host",
+                        cols = AUDIT_COLUMNS_A,
+                    ))
+                    .bind(environment)
+                    .bind(us(&until))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(read_err("reading the newest switch of each host"))?;
+                    let mut out = $crate::switches::SwitchesBefore::default();
+                    for r in &rows {
+                        let seq: i64 = col(r, "seq")?;
+                        out.latest.push((col(r, "switch_host")?, seq));
+                        if !out.events.iter().any(|e| e.seq == seq) {
+                            out.events.push(event_of(r).map_err(corrupt)?);
+                        }
+                    }
+                    out.events.sort_by_key(|e| e.seq);
+                    let unreadable = sqlx::query(&format!(
+                        "SELECT {cols} FROM audit_switches s JOIN audit a ON a.seq = s.seq \
+                         WHERE s.environment = $1 AND s.readable = 0 AND s.at_us < $2 ORDER BY s.seq",
+                        cols = AUDIT_COLUMNS_A,
+                    ))
+                    .bind(environment)
+                    .bind(us(&until))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(read_err("reading the unreadable switch events"))?;
+                    out.unreadable = unreadable.iter().map(|r| event_of(r).map_err(corrupt)).collect::<Result<_, _>>()?;
+                    out.deployed = !out.latest.is_empty()
+                        || sqlx::query(
+                            "SELECT seq FROM audit_switches WHERE environment = $1 AND readable = 1 AND at_us < $2 LIMIT 1",
+                        )
+                        .bind(environment)
+                        .bind(us(&until))
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(read_err("reading whether anything was switched"))?
+                        .is_some();
+                    Ok(out)
                 }
 
                 async fn verify_audit(&self) -> Result<VerifyReport, StoreError> {

@@ -81,11 +81,13 @@ impl SqliteStore {
             .max_connections(4)
             .acquire_timeout(BUSY_TIMEOUT * 3)
             .connect_lazy_with(options);
-        Ok(SqliteStore {
+        let store = SqliteStore {
             pool,
             location,
             wake: std::sync::Arc::new(tokio::sync::Notify::new()),
-        })
+        };
+        store.backfill_switch_index().await?;
+        Ok(store)
     }
 
     /// The connection pool, for backend-specific work (the queue).

@@ -17,14 +17,14 @@ mod time;
 use std::time::Duration;
 
 pub use error::ViewsError;
-pub use history::{HistoryEntry, history};
+pub use history::{HistoryEntry, history, release_history};
 pub use hosts::{HostRuns, ServiceRuns, hosts};
 pub use observed::{ObservedDoc, RouterStatus, SlotStatus, decode_observation};
-pub use served::{ProofRef, Served, ServedAt, ServedHost, served_at};
+pub use served::{ProofRef, Served, ServedAt, ServedHost, served_at, served_at_replay};
 pub use status::{DeploymentRef, EnvStatus, HostStatus, Status, status};
 pub use time::{TimeError, parse_time};
 
-use cutover_store::{Deployment, DeploymentFilter, Store, Timestamp};
+use cutover_store::{Deployment, DeploymentSearch, Store, Timestamp};
 
 /// The long-poll timeout of the control plane (`cutover_control::ControlState::new`): a connected
 /// agent is seen at least this often, at the start of every poll.
@@ -70,16 +70,20 @@ pub async fn current_release(
     store: &dyn Store,
     environment: &str,
 ) -> Result<Option<Deployment>, ViewsError> {
-    let deployments = store
-        .list_deployments(&DeploymentFilter {
+    let mut live = store
+        .search_deployments(&DeploymentSearch {
             environment: Some(environment.to_owned()),
-            unfinished_only: false,
-            limit: None,
+            live_only: true,
+            limit: Some(1),
+            ..DeploymentSearch::default()
         })
         .await?;
-    Ok(deployments
-        .into_iter()
-        .find(|d| d.state == "live" && d.finished_at.is_some()))
+    Ok(live.pop())
+}
+
+/// Whether `deployment` can be its environment's current release: `live` with `finished_at` set.
+pub(crate) fn is_current(deployment: &Deployment) -> bool {
+    deployment.state == "live" && deployment.finished_at.is_some()
 }
 
 /// The environment the configuration calls production: the one named `production`, else the last

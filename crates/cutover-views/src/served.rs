@@ -1,11 +1,14 @@
 //! `cutover audit --env ENV --at TIME`: which release served on each host of an environment at an
-//! instant, replayed from the `deployment.switch` audit events (each lists the hosts whose traffic
-//! split changed, with what they serve from then on), with the `proof.record` events that proved
-//! those releases on those hosts by then.
+//! instant, from the `deployment.switch` audit events (each lists the hosts whose traffic split
+//! changed, with what they serve from then on), with the `proof.record` events that proved those
+//! releases on those hosts by then. The store's switch index points at the newest switch of each
+//! host, so only those are read; [`served_at_replay`] replays them all and is the reference.
 
 use std::collections::BTreeMap;
 
-use cutover_store::{AuditFilter, DeploymentFilter, Store, Timestamp};
+use cutover_store::{
+    AuditEvent, AuditFilter, DeploymentSearch, Store, SwitchPayload, SwitchServing, Timestamp,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::ViewsError;
@@ -52,37 +55,6 @@ pub struct ProofRef {
     pub at: Timestamp,
 }
 
-/// The `deployment.switch` payload, read leniently (only what is needed).
-#[derive(Debug, Deserialize)]
-struct SwitchPayload {
-    environment: String,
-    #[serde(default)]
-    deployment: Option<i64>,
-    #[serde(default)]
-    hosts: Vec<SwitchHost>,
-}
-
-#[derive(Debug, Deserialize)]
-struct SwitchHost {
-    host: String,
-    #[serde(default)]
-    serving: Vec<SwitchServing>,
-}
-
-#[derive(Debug, Deserialize)]
-struct SwitchServing {
-    version: String,
-    #[serde(default)]
-    commit: Option<String>,
-    #[serde(default)]
-    artifact_sha256: Option<String>,
-    #[serde(default)]
-    slot: Option<String>,
-    /// Percent; an integer as the spec says, but a float is read too (rounded).
-    #[serde(default)]
-    weight: Option<f64>,
-}
-
 #[derive(Debug, Deserialize)]
 struct ProofPayload {
     environment: String,
@@ -94,33 +66,83 @@ struct ProofPayload {
 
 /// What served on each host of `environment` at `at` (events at exactly `at` count). Hosts are
 /// `config_hosts` in that order, then any other host a switch named, by name.
+///
+/// Reads the store's switch index: per host only the newest switch naming it, so the cost does
+/// not grow with the history. The answer is the one [`served_at_replay`] computes.
 pub async fn served_at(
     store: &dyn Store,
     environment: &str,
     config_hosts: &[String],
     at: Timestamp,
 ) -> Result<ServedAt, ViewsError> {
-    // `until` is exclusive and the store keeps microseconds.
-    let until = at + chrono::Duration::microseconds(1);
+    let until = until(at);
+    let switches = store.switches_before(environment, until).await?;
+    let mut warnings: Vec<String> = switches
+        .unreadable
+        .iter()
+        .filter_map(|e| {
+            SwitchPayload::deserialize(&e.payload)
+                .err()
+                .map(|err| unreadable(e, &err))
+        })
+        .collect();
+    let latest: BTreeMap<&str, i64> = switches
+        .latest
+        .iter()
+        .map(|(host, seq)| (host.as_str(), *seq))
+        .collect();
+    let mut state = State::new();
+    // Each event read once (a switch usually names every host); in it, as in the replay, a later
+    // entry for a host overwrites an earlier one.
+    for event in &switches.events {
+        match SwitchPayload::deserialize(&event.payload) {
+            Ok(p) => {
+                for h in p.hosts {
+                    if latest.get(h.host.as_str()) == Some(&event.seq) {
+                        state.insert(h.host, (p.deployment, event.at, h.serving));
+                    }
+                }
+            }
+            Err(err) => warnings.push(unreadable(event, &err)),
+        }
+    }
+    answer(
+        store,
+        environment,
+        config_hosts,
+        at,
+        state,
+        switches.deployed,
+        warnings,
+    )
+    .await
+}
+
+/// [`served_at`] computed the slow way, by replaying every `deployment.switch` event of the
+/// environment up to `at`: the definition the index-based answer is tested against.
+pub async fn served_at_replay(
+    store: &dyn Store,
+    environment: &str,
+    config_hosts: &[String],
+    at: Timestamp,
+) -> Result<ServedAt, ViewsError> {
+    let until = until(at);
     let switches = store
         .list_audit(&AuditFilter {
             until: Some(until),
-            action: Some("deployment.switch".to_owned()),
+            action: Some(cutover_store::SWITCH_ACTION.to_owned()),
             subject: Some(format!("env:{environment}")),
             ..AuditFilter::default()
         })
         .await?;
-    let mut state: BTreeMap<String, (Option<i64>, Timestamp, Vec<SwitchServing>)> = BTreeMap::new();
+    let mut state = State::new();
     let mut deployed = false;
     let mut warnings = Vec::new();
     for event in switches {
         let payload = match SwitchPayload::deserialize(&event.payload) {
             Ok(p) => p,
             Err(e) => {
-                warnings.push(format!(
-                    "audit event {} (deployment.switch) cannot be read ({e}); it is left out",
-                    event.seq
-                ));
+                warnings.push(unreadable(&event, &e));
                 continue;
             }
         };
@@ -132,6 +154,45 @@ pub async fn served_at(
             state.insert(h.host, (payload.deployment, event.at, h.serving));
         }
     }
+    answer(
+        store,
+        environment,
+        config_hosts,
+        at,
+        state,
+        deployed,
+        warnings,
+    )
+    .await
+}
+
+/// Per host: the deployment whose switch set what it serves, when, and what.
+type State = BTreeMap<String, (Option<i64>, Timestamp, Vec<SwitchServing>)>;
+
+/// The exclusive end of the events that count at `at` (the store keeps microseconds).
+fn until(at: Timestamp) -> Timestamp {
+    at + chrono::Duration::microseconds(1)
+}
+
+fn unreadable(event: &AuditEvent, e: &serde_json::Error) -> String {
+    format!(
+        "audit event {} (deployment.switch) cannot be read ({e}); it is left out",
+        event.seq
+    )
+}
+
+/// The document for the switch state at `at`: hosts in order, with the releases' commits and
+/// artifacts and the proofs recorded by then.
+async fn answer(
+    store: &dyn Store,
+    environment: &str,
+    config_hosts: &[String],
+    at: Timestamp,
+    mut state: State,
+    deployed: bool,
+    warnings: Vec<String>,
+) -> Result<ServedAt, ViewsError> {
+    let until = until(at);
     let wanted: std::collections::BTreeSet<(String, String)> = state
         .iter()
         .flat_map(|(host, (_, _, serving))| {
@@ -139,7 +200,13 @@ pub async fn served_at(
         })
         .collect();
     let proofs = proofs_until(store, environment, &wanted, until).await?;
-    let releases = store.list_releases().await?;
+    // Only the releases served (the version is the key), not every release with its BOM.
+    let mut releases = BTreeMap::new();
+    for (_, version) in &wanted {
+        if !releases.contains_key(version) {
+            releases.insert(version.clone(), store.get_release(version).await?);
+        }
+    }
     let mut names: Vec<String> = config_hosts.to_vec();
     names.extend(state.keys().filter(|h| !config_hosts.contains(h)).cloned());
     let hosts = names
@@ -156,7 +223,7 @@ pub async fn served_at(
             let serving = serving
                 .into_iter()
                 .map(|s| {
-                    let release = releases.iter().find(|r| r.version == s.version);
+                    let release = releases.get(&s.version).and_then(Option::as_ref);
                     let proof = proofs.get(&(host.clone(), s.version.clone())).cloned();
                     Served {
                         commit: s.commit.or_else(|| release.map(|r| r.commit.clone())),
@@ -208,48 +275,61 @@ async fn proofs_until(
     }
     let versions: std::collections::BTreeSet<&str> =
         wanted.iter().map(|(_, v)| v.as_str()).collect();
-    let deployments = store
-        .list_deployments(&DeploymentFilter {
-            environment: Some(environment.to_owned()),
-            ..DeploymentFilter::default()
-        })
-        .await?;
-    // Newest first, so the first proof found for a pair is its newest.
-    for deployment in deployments
-        .iter()
-        .filter(|d| versions.contains(d.release_version.as_str()) && d.created_at < until)
-    {
-        if out.len() == wanted.len() {
+    // The environment's deployments of the wanted versions created by then, newest first, a page
+    // at a time: the newest usually proves everything.
+    let mut search = DeploymentSearch {
+        environment: Some(environment.to_owned()),
+        versions: versions.iter().map(|v| (*v).to_owned()).collect(),
+        created_before: Some(until),
+        limit: Some(PROOF_PAGE),
+        ..DeploymentSearch::default()
+    };
+    'pages: loop {
+        let page = store.search_deployments(&search).await?;
+        let Some(last) = page.last() else {
             break;
+        };
+        search.before_id = Some(last.id);
+        let full = i64::try_from(page.len()).unwrap_or(i64::MAX) >= PROOF_PAGE;
+        for deployment in &page {
+            if out.len() == wanted.len() {
+                break 'pages;
+            }
+            let events = store
+                .list_audit(&AuditFilter {
+                    until: Some(until),
+                    action: Some("proof.record".to_owned()),
+                    subject: Some(format!("deployment:{}", deployment.id)),
+                    descending: true,
+                    ..AuditFilter::default()
+                })
+                .await?;
+            for event in events {
+                let Ok(p) = ProofPayload::deserialize(&event.payload) else {
+                    continue;
+                };
+                if p.environment != environment {
+                    continue;
+                }
+                let key = (p.host, p.version);
+                if wanted.contains(&key) && !out.contains_key(&key) {
+                    out.insert(
+                        key,
+                        ProofRef {
+                            deployment: deployment.id,
+                            keyid: p.keyid,
+                            at: event.at,
+                        },
+                    );
+                }
+            }
         }
-        let events = store
-            .list_audit(&AuditFilter {
-                until: Some(until),
-                action: Some("proof.record".to_owned()),
-                subject: Some(format!("deployment:{}", deployment.id)),
-                descending: true,
-                ..AuditFilter::default()
-            })
-            .await?;
-        for event in events {
-            let Ok(p) = ProofPayload::deserialize(&event.payload) else {
-                continue;
-            };
-            if p.environment != environment {
-                continue;
-            }
-            let key = (p.host, p.version);
-            if wanted.contains(&key) && !out.contains_key(&key) {
-                out.insert(
-                    key,
-                    ProofRef {
-                        deployment: deployment.id,
-                        keyid: p.keyid,
-                        at: event.at,
-                    },
-                );
-            }
+        if !full {
+            break;
         }
     }
     Ok(out)
 }
+
+/// Deployments read per query while looking for proofs.
+const PROOF_PAGE: i64 = 16;

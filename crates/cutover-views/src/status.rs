@@ -2,11 +2,13 @@
 //! the environment whether its agent is connected and what its slots and router do.
 
 use cutover_config::Config;
-use cutover_store::{DeploymentFilter, Store, Timestamp};
+use std::collections::BTreeMap;
+
+use cutover_store::{DeploymentFilter, Host, Observation, Store, Timestamp};
 use serde::Serialize;
 
 use crate::observed::{self, RouterStatus, SlotStatus};
-use crate::{ViewOptions, ViewsError, current_release, host_names, service_name};
+use crate::{ViewOptions, ViewsError, current_release, host_names, is_current, service_name};
 
 /// The whole status document (its JSON is the `cutover status --json` contract).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -64,14 +66,30 @@ pub async fn status(
         environments: Vec::new(),
         warnings: Vec::new(),
     };
-    for (name, env) in &config.environments {
-        if only.is_some_and(|o| o != name) {
-            continue;
-        }
-        let release = current_release(store, name)
-            .await?
-            .map(|d| d.release_version);
-        let deployment = store
+    let selected: Vec<(&String, &cutover_config::Environment)> = config
+        .environments
+        .iter()
+        .filter(|(name, _)| only.is_none_or(|o| o == name.as_str()))
+        .collect();
+    // Every host's record and newest observation in two queries, not two per host.
+    let mut all_hosts: Vec<String> = selected.iter().flat_map(|(_, e)| host_names(e)).collect();
+    all_hosts.sort();
+    all_hosts.dedup();
+    let records: BTreeMap<String, Host> = store
+        .list_hosts()
+        .await?
+        .into_iter()
+        .filter(|h| all_hosts.binary_search(&h.name).is_ok())
+        .map(|h| (h.name.clone(), h))
+        .collect();
+    let observations: BTreeMap<String, Observation> = store
+        .latest_observations(&all_hosts)
+        .await?
+        .into_iter()
+        .map(|o| (o.host.clone(), o))
+        .collect();
+    for (name, env) in selected {
+        let newest = store
             .list_deployments(&DeploymentFilter {
                 environment: Some(name.clone()),
                 unfinished_only: false,
@@ -79,18 +97,38 @@ pub async fn status(
             })
             .await?
             .into_iter()
-            .next()
-            .map(|d| DeploymentRef {
-                id: d.id,
-                state: d.state,
-            });
+            .next();
+        // Usually the newest deployment is the live one; only when it is not (or in flight) is
+        // the current release looked for further back.
+        let release = match &newest {
+            None => None,
+            Some(d) if is_current(d) => Some(d.release_version.clone()),
+            Some(_) => current_release(store, name)
+                .await?
+                .map(|d| d.release_version),
+        };
+        let deployment = newest.map(|d| DeploymentRef {
+            id: d.id,
+            state: d.state,
+        });
         let service = config
             .service_key(name)
             .unwrap_or_else(|| format!("{}-{name}", service_name(config)));
-        let mut hosts = Vec::new();
-        for host in host_names(env) {
-            hosts.push(host_status(store, &host, &service, options, &mut out.warnings).await?);
-        }
+        let hosts = host_names(env)
+            .into_iter()
+            .map(|host| {
+                let last_seen = records.get(&host).and_then(|h| h.last_seen);
+                let observation = observations.get(&host);
+                host_status(
+                    host,
+                    last_seen,
+                    observation,
+                    &service,
+                    options,
+                    &mut out.warnings,
+                )
+            })
+            .collect();
         out.environments.push(EnvStatus {
             name: name.clone(),
             release,
@@ -101,23 +139,23 @@ pub async fn status(
     Ok(out)
 }
 
-async fn host_status(
-    store: &dyn Store,
-    name: &str,
+fn host_status(
+    name: String,
+    last_seen: Option<Timestamp>,
+    observation: Option<&Observation>,
     service: &str,
     options: &ViewOptions,
     warnings: &mut Vec<String>,
-) -> Result<HostStatus, ViewsError> {
-    let last_seen = store.get_host(name).await?.and_then(|h| h.last_seen);
+) -> HostStatus {
     let mut status = HostStatus {
-        name: name.to_owned(),
         connected: options.is_connected(last_seen),
+        name,
         last_seen,
         slots: Vec::new(),
         router: RouterStatus::default(),
     };
-    if let Some(obs) = store.latest_observation(name).await? {
-        match observed::decode_observation(&obs) {
+    if let Some(obs) = observation {
+        match observed::decode_observation(obs) {
             Ok(doc) => {
                 if let Some((_, svc)) = doc.service(service) {
                     status.slots = observed::slots(svc);
@@ -127,5 +165,5 @@ async fn host_status(
             Err(e) => warnings.push(e),
         }
     }
-    Ok(status)
+    status
 }

@@ -26,6 +26,10 @@ pub enum DbError {
         #[source]
         source: sqlx::Error,
     },
+    #[error(
+        "{path}: the database exists already (hint: import into it with `cutover vulns import`)"
+    )]
+    Exists { path: PathBuf },
     #[error("{path}: cannot create the directory: {source}")]
     Io {
         path: PathBuf,
@@ -144,6 +148,9 @@ pub struct SourceStatus {
     pub skipped: i64,
     /// Seconds since the import.
     pub age_seconds: i64,
+    /// Only some packages' advisories were imported (a first scan's import): matching other
+    /// packages or `vulns affected` imports the rest first.
+    pub partial: bool,
 }
 
 /// `db status`: sources, counts per ecosystem, age.
@@ -160,6 +167,8 @@ pub struct DbStatus {
     pub newest_modified: Option<String>,
     /// Seconds since the most recent import, if any.
     pub age_seconds: Option<i64>,
+    /// Some source is only partly imported (see [`SourceStatus::partial`]).
+    pub partial: bool,
 }
 
 /// An index hit: one `affected` entry of a live advisory, with what a finding shows (filled by
@@ -201,6 +210,21 @@ impl AdvisoryDetails {
     }
 }
 
+/// How the `sources` table marks a source imported only for some packages.
+const PARTIAL: &str = " (partial)";
+
+fn create_parent(path: &Path) -> Result<(), DbError> {
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).map_err(|source| DbError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
 /// FNV-1a, 64 bit.
 fn digest_u64(text: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -219,14 +243,7 @@ fn digest(text: &str) -> String {
 impl VulnDb {
     /// Opens (creating if needed) the database file at `path`.
     pub async fn open(path: &Path) -> Result<VulnDb, DbError> {
-        if let Some(dir) = path.parent()
-            && !dir.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(dir).map_err(|source| DbError::Io {
-                path: dir.to_path_buf(),
-                source,
-            })?;
-        }
+        create_parent(path)?;
         let opts = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -324,6 +341,16 @@ impl VulnDb {
         {
             return Ok(Some(f));
         }
+        match self.build_index().await {
+            Ok(f) => Ok(Some(f)),
+            Err(DbError::IndexIo { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The match index rebuilt whatever the file holds (it was found torn). `None` when it cannot
+    /// be written.
+    pub(crate) async fn rebuilt_index(&self) -> Result<Option<IndexFile>, DbError> {
         match self.build_index().await {
             Ok(f) => Ok(Some(f)),
             Err(DbError::IndexIo { .. }) => Ok(None),
@@ -446,12 +473,133 @@ impl VulnDb {
     /// Writes what `load` read from `source` (its path as the user named it, made absolute by the
     /// caller for stability): new and changed advisories are stored, advisories this source gave
     /// before but no longer gives are marked withdrawn, skipped files are recorded.
+    ///
+    /// A load that read only some packages' advisories ([`Loaded::partial`]) marks the source
+    /// partial (see [`VulnDb::partial_sources`]) unless a whole import of it is already held.
     pub async fn import(
         &self,
         source: &str,
         loaded: Loaded,
         now: DateTime<Utc>,
     ) -> Result<ImportReport, DbError> {
+        let (report, changed) = self.import_tx(source, loaded, now).await?;
+        // A large import leaves a large WAL that every later read would have to consult; a small
+        // one is left to SQLite's automatic checkpoints (the forced one waits for the disk).
+        if changed > 10_000 {
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.pool)
+                .await
+                .map_err(|e| self.err(e))?;
+        }
+        if changed > 0 {
+            match self.build_index().await {
+                // Not writable here: matching reads the tables instead.
+                Ok(_) | Err(DbError::IndexIo { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(report)
+    }
+
+    /// Creates the database at `path` from one source, for a first run that should not wait for
+    /// the disk: the file is built under a temporary name with no rollback journal and no syncs
+    /// (`journal_mode=OFF`, `synchronous=OFF`, one transaction), then renamed into place and
+    /// opened as [`VulnDb::open`] opens it. It is a cache of the sources: a crash while it is
+    /// built leaves only the temporary file (removed by the next build), never a partial
+    /// database at `path`; a crash of the machine soon after can leave `path` empty (an empty
+    /// database, which says so) or with zeroed pages, which SQLite reports as malformed.
+    ///
+    /// Fails with [`DbError::Exists`] when `path` exists (use [`VulnDb::import`]).
+    pub async fn create_from(
+        path: &Path,
+        source: &str,
+        loaded: Loaded,
+        now: DateTime<Utc>,
+    ) -> Result<(VulnDb, ImportReport), DbError> {
+        if path.exists() {
+            return Err(DbError::Exists {
+                path: path.to_path_buf(),
+            });
+        }
+        create_parent(path)?;
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(format!(".new-{}", std::process::id()));
+        let tmp = PathBuf::from(tmp);
+        let io = |source| DbError::Io {
+            path: tmp.clone(),
+            source,
+        };
+        match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+            _ => {}
+        }
+        let opts = SqliteConnectOptions::new()
+            .filename(&tmp)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Off)
+            .synchronous(SqliteSynchronous::Off)
+            .pragma("cache_size", "-65536");
+        let building = VulnDb {
+            pool: SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(opts)
+                .await
+                .map_err(|source| DbError::Sql {
+                    path: tmp.clone(),
+                    source,
+                })?,
+            path: tmp.clone(),
+        };
+        let built = async {
+            building.prepare_schema().await?;
+            let (report, _) = building.import_tx(source, loaded, now).await?;
+            // Later opens use WAL (readers alongside an import); recorded in the file's header.
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&building.pool)
+                .await
+                .map_err(|e| building.err(e))?;
+            Ok::<_, DbError>(report)
+        }
+        .await;
+        building.pool.close().await;
+        let report = match built {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        if let Err(e) = std::fs::rename(&tmp, path) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(io(e));
+        }
+        let db = VulnDb::open(path).await?;
+        match db.build_index().await {
+            Ok(_) | Err(DbError::IndexIo { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        Ok((db, report))
+    }
+
+    /// The paths of the sources of which only some packages' advisories were imported
+    /// ([`crate::import::load_for`]): a use that needs every advisory (matching other packages,
+    /// `vulns affected`) imports them whole first.
+    pub async fn partial_sources(&self) -> Result<Vec<String>, DbError> {
+        sqlx::query_scalar("SELECT path FROM sources WHERE kind LIKE '%' || ?1 ORDER BY path")
+            .bind(PARTIAL)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    /// One import in one transaction; returns the report and how many advisories were written or
+    /// withdrawn (0: the database state, and so the match index, is unchanged).
+    async fn import_tx(
+        &self,
+        source: &str,
+        loaded: Loaded,
+        now: DateTime<Utc>,
+    ) -> Result<(ImportReport, usize), DbError> {
         let now_s = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let mut report = ImportReport {
             source: source.to_string(),
@@ -593,11 +741,32 @@ impl VulnDb {
             .await
             .map_err(|e| self.err(e))?;
         }
-        // A new state: the match index is rebuilt (below, or on first use after a crash).
-        sqlx::query("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
-            .execute(&mut *tx)
+        // A new state: the match index is rebuilt (by `import`, or on first use after a crash).
+        // An import that changed nothing keeps the index current.
+        let changed = adv_count + gone.len();
+        if changed > 0 {
+            sqlx::query("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.err(e))?;
+        }
+        // Partial only while no whole import of this source is held. A partial source counts
+        // every advisory held of it (read now or before), as a whole import counts what it read.
+        let held: Option<String> = sqlx::query_scalar("SELECT kind FROM sources WHERE path = ?1")
+            .bind(source)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(|e| self.err(e))?;
+        let partial = loaded.partial && held.as_deref().is_none_or(|k| k.ends_with(PARTIAL));
+        let held_count: i64 = if loaded.partial {
+            sqlx::query_scalar("SELECT COUNT(*) FROM advisories WHERE source = ?1")
+                .bind(source)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| self.err(e))?
+        } else {
+            i64::try_from(loaded.advisories.len()).unwrap_or(i64::MAX)
+        };
         sqlx::query("DELETE FROM skipped WHERE source = ?1")
             .bind(source)
             .execute(&mut *tx)
@@ -617,32 +786,20 @@ impl VulnDb {
              VALUES (?1, ?2, ?3, ?4, ?5)",
         )
         .bind(source)
-        .bind(if loaded.partial {
-            format!("{} (partial)", loaded.kind)
-        } else {
-            loaded.kind.clone()
+        .bind(match (partial, held) {
+            (true, _) => format!("{}{PARTIAL}", loaded.kind),
+            // A partial refresh of a whole import: still whole.
+            (false, Some(kind)) if loaded.partial => kind,
+            (false, _) => loaded.kind.clone(),
         })
         .bind(&now_s)
-        .bind(i64::try_from(loaded.advisories.len()).unwrap_or(i64::MAX))
+        .bind(held_count)
         .bind(i64::try_from(loaded.skipped.len()).unwrap_or(i64::MAX))
         .execute(&mut *tx)
         .await
         .map_err(|e| self.err(e))?;
         tx.commit().await.map_err(|e| self.err(e))?;
-        // A large import leaves a large WAL that every later read would have to consult; a small
-        // one is left to SQLite's automatic checkpoints (the forced one waits for the disk).
-        if adv_count > 10_000 {
-            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                .execute(&self.pool)
-                .await
-                .map_err(|e| self.err(e))?;
-        }
-        match self.build_index().await {
-            // Not writable here: matching reads the tables instead.
-            Ok(_) | Err(DbError::IndexIo { .. }) => {}
-            Err(e) => return Err(e),
-        }
-        Ok(report)
+        Ok((report, changed))
     }
 
     /// Sources, counts per ecosystem and age.
@@ -661,9 +818,11 @@ impl VulnDb {
         .into_iter()
         .map(|r| {
             let imported_at: String = r.get(2);
+            let kind: String = r.get(1);
             SourceStatus {
                 path: r.get(0),
-                kind: r.get(1),
+                partial: kind.ends_with(PARTIAL),
+                kind,
                 age_seconds: age(&imported_at).unwrap_or(0),
                 imported_at,
                 advisories: r.get(3),
@@ -693,6 +852,7 @@ impl VulnDb {
         .map_err(|e| self.err(e))?;
         let age_seconds = sources.iter().map(|s| s.age_seconds).min();
         Ok(DbStatus {
+            partial: sources.iter().any(|s| s.partial),
             path: self.path.display().to_string(),
             sources,
             per_ecosystem,

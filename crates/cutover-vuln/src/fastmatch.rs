@@ -3,7 +3,7 @@
 //! give identical reports), over entries borrowed from the index bytes, with every distinct
 //! (scheme, version string) parsed once per match however many entries name it.
 
-use crate::index::{self, Entries, EventKind, IndexFile, Malformed};
+use crate::index::{self, BlockReadError, Entries, EventKind, IndexFile, Malformed};
 use crate::matching::{
     MatchReport, MergeHit, NotEvaluated, PackageRef, PhaseTimes, Verdict, digit_key, group,
     merge_hits,
@@ -283,7 +283,10 @@ pub fn match_indexed(
             block_key.push(k);
         }
     }
-    let (buf, places) = index.read_blocks(&blocks).map_err(IndexReadError::Io)?;
+    let (buf, places) = index.read_blocks(&blocks).map_err(|e| match e {
+        BlockReadError::Io(e) => IndexReadError::Io(e),
+        BlockReadError::Malformed(m) => IndexReadError::Malformed(m),
+    })?;
     times.query += t.elapsed();
 
     let t = Instant::now();

@@ -8,9 +8,14 @@
 //! between an import and the index write, an old file or a copied database never give stale
 //! results. It is written to a temporary name and renamed, so readers see a whole file.
 //!
-//! Layout (little-endian): a 32-byte header (`MAGIC`, format `u32`, key count `u32`, database id
-//! `u64`, generation `u64`); the key table, sorted by hash, 24 bytes a key (FNV-1a hash `u64` of
-//! the key, block offset `u64`, block length `u32`, zero `u32`); then the blocks. A block is the
+//! It is not synced to disk: after an operating-system crash it can be short or hold zeroed
+//! pages. So the key table has a checksum in the header, checked when the file is opened, and
+//! every block one in its key's entry, checked when the block is read; a file that fails is
+//! rebuilt (matching rebuilds it). A torn index is never read as a smaller one.
+//!
+//! Layout (little-endian): a 40-byte header (`MAGIC`, format `u32`, key count `u32`, database id
+//! `u64`, generation `u64`, key table checksum `u32`, zero `u32`); the key table, sorted by hash, 24 bytes a key (FNV-1a hash `u64` of
+//! the key, block offset `u64`, block length `u32`, block checksum `u32`); then the blocks. A block is the
 //! ecosystem and normalised name (checked on lookup, so hash collisions are harmless) and its
 //! entries sorted by (advisory id, position in the advisory). Strings and counts use LEB128
 //! lengths; an entry is: id, the length-prefixed details (summary, aliases, score, level, vector,
@@ -26,9 +31,9 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 /// Bumped whenever the layout changes: a file of another format is rebuilt, never misread.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 const MAGIC: &[u8; 8] = b"CUTOVIDX";
-const HEADER: usize = 32;
+const HEADER: usize = 40;
 const SLOT: usize = 24;
 /// "No scheme": a GIT range, an unknown range type or an ecosystem this crate cannot order.
 const NO_SCHEME: u8 = u8::MAX;
@@ -47,6 +52,24 @@ pub fn path_for(db: &Path) -> PathBuf {
     let mut s = db.as_os_str().to_owned();
     s.push("-index");
     PathBuf::from(s)
+}
+
+/// A block's checksum: 8 bytes a step (a byte-wise hash would cost more than decoding the block),
+/// seeded with the length so that a block cut at a word boundary differs too. Never 0, so that a
+/// zeroed key table entry never holds a valid checksum.
+pub fn block_check(bytes: &[u8]) -> u32 {
+    let mut h: u64 = 0x9e37_79b9_7f4a_7c15 ^ bytes.len() as u64;
+    let mut words = bytes.chunks_exact(8);
+    for w in &mut words {
+        let w = u64::from_le_bytes(w.try_into().expect("8 bytes"));
+        h = (h ^ w).wrapping_mul(0x0100_0000_01b3).rotate_left(29);
+    }
+    for &b in words.remainder() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    h ^= h >> 32;
+    let c = (h as u32).wrapping_mul(0x85eb_ca6b);
+    if c == 0 { 1 } else { c }
 }
 
 /// FNV-1a over the ecosystem, a separator and the normalised name.
@@ -182,7 +205,7 @@ pub fn encode(stamp: Stamp, mut entries: Vec<IndexEntry>) -> Vec<u8> {
     });
     // Blocks in (ecosystem, name) order; the table sorted by hash points into them.
     let mut blocks: Vec<u8> = Vec::new();
-    let mut slots: Vec<(u64, usize, usize)> = Vec::new();
+    let mut slots: Vec<(u64, usize, usize, u32)> = Vec::new();
     let mut scratch = Vec::new();
     let mut i = 0;
     while i < entries.len() {
@@ -198,7 +221,12 @@ pub fn encode(stamp: Stamp, mut entries: Vec<IndexEntry>) -> Vec<u8> {
         for e in &entries[i..i + n] {
             put_entry(&mut blocks, e, &mut scratch);
         }
-        slots.push((key_hash(eco, norm), start, blocks.len() - start));
+        slots.push((
+            key_hash(eco, norm),
+            start,
+            blocks.len() - start,
+            block_check(&blocks[start..]),
+        ));
         i += n;
     }
     slots.sort_by_key(|s| s.0);
@@ -209,17 +237,22 @@ pub fn encode(stamp: Stamp, mut entries: Vec<IndexEntry>) -> Vec<u8> {
     out.extend_from_slice(&u32::try_from(slots.len()).unwrap_or(u32::MAX).to_le_bytes());
     out.extend_from_slice(&stamp.db_id.to_le_bytes());
     out.extend_from_slice(&stamp.generation.to_le_bytes());
-    for (hash, start, len) in slots {
+    let table_at = out.len();
+    out.extend_from_slice(&[0; 8]);
+    for (hash, start, len, check) in slots {
         out.extend_from_slice(&hash.to_le_bytes());
         out.extend_from_slice(&((base + start) as u64).to_le_bytes());
         out.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_le_bytes());
-        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&check.to_le_bytes());
     }
+    let check = block_check(&out[HEADER..]);
+    out[table_at..table_at + 4].copy_from_slice(&check.to_le_bytes());
     out.extend_from_slice(&blocks);
     out
 }
 
-/// Writes the index file atomically (a temporary file in the same directory, then a rename).
+/// Writes the index file atomically (a temporary file in the same directory, then a rename). Not
+/// synced: the checksums find a file torn by a crash (see the module's note), and it is rebuilt.
 pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(format!(".tmp{}", std::process::id()));
@@ -227,7 +260,7 @@ pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let result = (|| {
         let mut f = File::create(&tmp)?;
         f.write_all(bytes)?;
-        f.sync_data()?;
+        drop(f);
         std::fs::rename(&tmp, path)
     })();
     if result.is_err() {
@@ -440,7 +473,8 @@ pub struct IndexFile {
 }
 
 impl IndexFile {
-    /// Opens the index file; `Ok(None)` when it is missing or of another format (to be rebuilt).
+    /// Opens the index file; `Ok(None)` when it is missing, of another format, or its key table is
+    /// torn or cut (to be rebuilt).
     pub fn open(path: &Path) -> std::io::Result<Option<IndexFile>> {
         let file = match File::open(path) {
             Ok(f) => f,
@@ -461,22 +495,43 @@ impl IndexFile {
             db_id: u64_at(16),
             generation: u64_at(24),
         };
-        let mut table = vec![0u8; keys * SLOT];
+        let size = file.metadata()?.len();
+        let Some(table_len) = keys.checked_mul(SLOT) else {
+            return Ok(None);
+        };
+        if (HEADER + table_len) as u64 > size {
+            return Ok(None);
+        }
+        let mut table = vec![0u8; table_len];
         if file.read_exact_at(&mut table, HEADER as u64).is_err() {
             return Ok(None);
         }
-        Ok(Some(IndexFile { file, stamp, table }))
+        // A torn table would hide keys, not fail.
+        if block_check(&table) != u32_at(32) {
+            return Ok(None);
+        }
+        let f = IndexFile { file, stamp, table };
+        let base = (HEADER + table_len) as u64;
+        let mut last = 0;
+        for i in 0..keys {
+            let (hash, off, len, check) = f.slot(i);
+            if hash < last || off < base || off + len as u64 > size || check == 0 {
+                return Ok(None);
+            }
+            last = hash;
+        }
+        Ok(Some(f))
     }
 
-    fn slot(&self, i: usize) -> (u64, u64, usize) {
+    fn slot(&self, i: usize) -> (u64, u64, usize, u32) {
         let s = &self.table[i * SLOT..(i + 1) * SLOT];
         let u64_at = |o: usize| u64::from_le_bytes(s[o..o + 8].try_into().expect("8 bytes"));
-        let len = u32::from_le_bytes(s[16..20].try_into().expect("4 bytes"));
-        (u64_at(0), u64_at(8), len as usize)
+        let u32_at = |o: usize| u32::from_le_bytes(s[o..o + 4].try_into().expect("4 bytes"));
+        (u64_at(0), u64_at(8), u32_at(16) as usize, u32_at(20))
     }
 
-    /// The blocks (offset, length) whose hash is the key's: usually none or one.
-    pub fn lookup(&self, eco: &str, norm: &str) -> impl Iterator<Item = (u64, usize)> + '_ {
+    /// The blocks whose hash is the key's: usually none or one.
+    pub fn lookup(&self, eco: &str, norm: &str) -> impl Iterator<Item = BlockRef> + '_ {
         let h = key_hash(eco, norm);
         let n = self.table.len() / SLOT;
         let (mut lo, mut hi) = (0, n);
@@ -491,34 +546,66 @@ impl IndexFile {
         (lo..n)
             .map(|i| self.slot(i))
             .take_while(move |s| s.0 == h)
-            .map(|(_, off, len)| (off, len))
+            .map(|(_, offset, len, check)| BlockRef { offset, len, check })
     }
 
-    /// Reads the given blocks into one buffer; returns it with each block's place in it.
-    pub fn read_blocks(&self, blocks: &[(u64, usize)]) -> std::io::Result<Blocks> {
-        let total: usize = blocks.iter().map(|b| b.1).sum();
+    /// Reads the given blocks into one buffer; returns it with each block's place in it. A block
+    /// whose checksum fails is [`BlockReadError::Malformed`].
+    pub fn read_blocks(&self, blocks: &[BlockRef]) -> Result<Blocks, BlockReadError> {
+        let total: usize = blocks.iter().map(|b| b.len).sum();
         let mut buf = vec![0u8; total];
         let mut places = vec![(0, 0); blocks.len()];
         // In file order: neighbouring blocks are read in one call.
         let mut order: Vec<usize> = (0..blocks.len()).collect();
-        order.sort_by_key(|&i| blocks[i].0);
+        order.sort_by_key(|&i| blocks[i].offset);
         let mut at = 0;
         let mut i = 0;
         while i < order.len() {
-            let (start, _) = blocks[order[i]];
+            let start = blocks[order[i]].offset;
             let mut end = start;
             let run_start = at;
             let mut j = i;
-            while j < order.len() && blocks[order[j]].0 == end {
-                let (off, len) = blocks[order[j]];
-                places[order[j]] = (at, at + len);
-                at += len;
-                end = off + len as u64;
+            while j < order.len() && blocks[order[j]].offset == end {
+                let b = blocks[order[j]];
+                places[order[j]] = (at, at + b.len);
+                at += b.len;
+                end = b.offset + b.len as u64;
                 j += 1;
             }
-            self.file.read_exact_at(&mut buf[run_start..at], start)?;
+            self.file
+                .read_exact_at(&mut buf[run_start..at], start)
+                .map_err(|e| match e.kind() {
+                    std::io::ErrorKind::UnexpectedEof => {
+                        BlockReadError::Malformed(malformed("block beyond the end"))
+                    }
+                    _ => BlockReadError::Io(e),
+                })?;
             i = j;
+        }
+        for (b, &(s, e)) in blocks.iter().zip(&places) {
+            if block_check(&buf[s..e]) != b.check {
+                return Err(BlockReadError::Malformed(Malformed(format!(
+                    "index file is torn (checksum of the block at offset {} fails)",
+                    b.offset
+                ))));
+            }
         }
         Ok((buf, places))
     }
+}
+
+/// Where a key's block is in the index file, and its checksum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockRef {
+    pub offset: u64,
+    pub len: usize,
+    pub check: u32,
+}
+
+/// Why blocks could not be read.
+#[derive(Debug)]
+pub enum BlockReadError {
+    Io(std::io::Error),
+    /// Torn or cut: the file is to be rebuilt.
+    Malformed(Malformed),
 }

@@ -669,14 +669,34 @@ pub async fn match_packages_timed(
         let (stamp, report) = tokio::join!(db.current_stamp(), async {
             crate::fastmatch::match_indexed(&index, packages, &mut times)
         });
+        let mut torn = false;
         if stamp? == index.stamp {
-            let report = report.map_err(|e| db.index_error(e))?;
-            // What the match itself did not count: opening and the stamp.
-            let counted: Duration = times.phases().iter().map(|p| p.1).sum();
-            times.query += t.elapsed().saturating_sub(counted);
-            return Ok((report, times));
+            match report {
+                Ok(report) => {
+                    // What the match itself did not count: opening and the stamp.
+                    let counted: Duration = times.phases().iter().map(|p| p.1).sum();
+                    times.query += t.elapsed().saturating_sub(counted);
+                    return Ok((report, times));
+                }
+                // Torn by a crash (the file is not synced): rebuilt below.
+                Err(crate::fastmatch::IndexReadError::Malformed(_)) => torn = true,
+                Err(e) => return Err(db.index_error(e)),
+            }
         }
         times = PhaseTimes::default();
+        if torn {
+            let t = Instant::now();
+            let index = db.rebuilt_index().await?;
+            times.query += t.elapsed();
+            return match index {
+                Some(index) => {
+                    let report = crate::fastmatch::match_indexed(&index, packages, &mut times)
+                        .map_err(|e| db.index_error(e))?;
+                    Ok((report, times))
+                }
+                None => Ok((match_packages_reference(db, packages).await?, times)),
+            };
+        }
     }
     let t = Instant::now();
     let index = db.match_index().await?;

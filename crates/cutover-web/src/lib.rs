@@ -34,6 +34,9 @@ pub struct WebState {
     pub base_path: String,
     /// How often `/events` looks for new audit events.
     pub event_poll: Duration,
+    /// Cancelled when the server begins to stop: every open `/events` stream then ends, so that a
+    /// browser left open never holds up a graceful shutdown.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl std::fmt::Debug for WebState {
@@ -55,6 +58,7 @@ impl WebState {
             config,
             base_path: String::new(),
             event_poll: Duration::from_secs(1),
+            shutdown: tokio_util::sync::CancellationToken::new(),
         }
     }
 }

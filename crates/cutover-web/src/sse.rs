@@ -4,6 +4,11 @@
 //! seq, so that a reconnect resumes where it stopped. The store is polled (every
 //! [`crate::WebState::event_poll`]): it works the same on SQLite and on PostgreSQL, and across
 //! replicas, since every replica reads the one audit log.
+//!
+//! A stream ends when the server begins to stop ([`crate::WebState::shutdown`]): otherwise an
+//! open browser tab would hold a graceful shutdown up for as long as it stays open. The browser's
+//! `EventSource` reconnects by itself (to another replica, or to this one once restarted) and
+//! resumes from its `Last-Event-ID`.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -48,7 +53,21 @@ pub(crate) async fn events(
     };
     let subject = query.subject.filter(|s| !s.is_empty());
     let poll = state.event_poll.max(Duration::from_millis(50));
-    Sse::new(tail(state.store, after, subject, poll)).keep_alive(KeepAlive::default())
+    let stream = tail(state.store, after, subject, poll);
+    Sse::new(until_shutdown(stream, state.shutdown)).keep_alive(KeepAlive::default())
+}
+
+/// `stream` until `shutdown` is cancelled, then its end (also when it is cancelled already, or
+/// while the stream waits for its next poll).
+fn until_shutdown<S>(
+    stream: S,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> impl Stream<Item = Result<Event, Infallible>>
+where
+    S: Stream<Item = Result<Event, Infallible>>,
+{
+    use futures_util::StreamExt as _;
+    stream.take_until(shutdown.cancelled_owned())
 }
 
 /// The newest seq (0 for an empty log, or when the log cannot be read: the stream then starts

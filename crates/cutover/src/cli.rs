@@ -908,6 +908,12 @@ pub struct VulnsArgs {
     /// Report on the BOM attached to this release instead of the working tree.
     #[arg(long, value_name = "VERSION")]
     pub release: Option<String>,
+
+    /// An advisory source (as for `vulns import`) to scan against: what the database does not
+    /// hold of it yet is imported first, only the advisories of the scanned packages (the rest
+    /// when a use needs it). Repeatable.
+    #[arg(long, value_name = "PATH")]
+    pub source: Vec<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -512,6 +512,17 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    /// A child process that is killed and reaped when dropped, also when an assertion fails
+    /// before the test's end.
+    struct Reaped(std::process::Child);
+
+    impl Drop for Reaped {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
     #[test]
     fn only_a_live_agent_with_this_root_counts_as_the_local_agent() {
         let dir = tempfile::tempdir().unwrap();
@@ -523,17 +534,24 @@ mod tests {
         assert!(running_agent(&paths).is_none());
         std::fs::write(&paths.pidfile, "not a pid\n").unwrap();
         assert!(running_agent(&paths).is_none());
-        // A live process whose command line is `… agent … --root <root>` is one.
-        let mut child = std::process::Command::new("sh")
-            .args(["-c", "sleep 30; true", "agent", "--root"])
-            .arg(&paths.agent_root)
-            .spawn()
-            .unwrap();
-        std::fs::write(&paths.pidfile, format!("{}\n", child.id())).unwrap();
+        // A live process whose command line is `… agent … --root <root>` is one. The shell
+        // waits in its `read` builtin (no grandchild to outlive it) until killed, or until its
+        // stdin closes with this test process.
+        let child = Reaped(
+            std::process::Command::new("sh")
+                .args(["-c", "read -r line", "agent", "--root"])
+                .arg(&paths.agent_root)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let pid = child.0.id();
+        std::fs::write(&paths.pidfile, format!("{pid}\n")).unwrap();
         let found = running_agent(&paths);
-        child.kill().unwrap();
-        child.wait().unwrap();
-        assert_eq!(found, Some(child.id()));
+        drop(child);
+        assert_eq!(found, Some(pid));
         assert!(running_agent(&paths).is_none(), "a dead process is not");
         assert_eq!(
             paths.control_url(),

@@ -174,13 +174,7 @@ fn put_artifact(dir: &Path) -> String {
     digest
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use cutover_testkit::free_port;
 
 fn assignment(generation: u64, version: &str, digest: &str) -> Assignment {
     let mut process = ProcessSpec::new("hello", vec!["{release_dir}/run.sh".into()]);

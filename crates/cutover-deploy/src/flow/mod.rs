@@ -227,7 +227,7 @@ async fn insert_deployment(
             &Audit::new(
                 &engine.actor,
                 "deployment.create",
-                "deployment:new",
+                "deployment:{id}",
                 json!({
                     "environment": target.environment,
                     "version": version,

@@ -422,3 +422,138 @@ pub async fn a_failing_migration_stops_the_deployment() {
     );
     w.stop().await;
 }
+
+/// `[database.drill] on_release`: the drill runs right after each release's recovery point and
+/// is audited; a failing drill fails the deployment before any migration or traffic moves
+/// (`on_failure = "fail"`), or is only recorded and said (`on_failure = "warn"`).
+pub async fn the_release_drill_gates_the_deployment() {
+    use cutover_config::{Drill, DrillFailure};
+    let w = World::start(WorldSpec::default()).await;
+    let s = setup(&w, None).await;
+    let root = w.dir.path();
+    let with_drill = |query: &str, on_failure: DrillFailure| {
+        let drill = Drill {
+            query: query.into(),
+            on_release: true,
+            on_failure,
+        };
+        w.with_config(|c| {
+            c.database = Some(Database {
+                engine: DbEngine::Sqlite,
+                url: Secret::File {
+                    file: "app-db-url".into(),
+                },
+                migrations: "migrations".into(),
+                contract: Contract::AfterObserve,
+                keep_recovery_points: 10,
+                drill: Some(drill),
+            });
+        })
+    };
+    let good = with_drill("SELECT count(*) FROM notes", DrillFailure::Fail);
+    write(
+        root,
+        "0001_notes.up.sql",
+        "-- cutover:phase expand\nCREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL);\n",
+    );
+    let flags = ["--database-url", s.db_url.as_str()];
+    for v in ["1.0.0", "1.1.0", "1.2.0"] {
+        w.release(v, &flags).await;
+    }
+    // The first release's point holds an empty database: the drill is skipped, and recorded.
+    let first = live(&deploy(&good, "1.0.0").await.unwrap());
+    assert!(steps(&w, first).await.contains(&"drill".to_owned()));
+    let events = |action: &'static str| {
+        let store = w.store.clone();
+        async move {
+            store
+                .list_audit(&AuditFilter {
+                    action: Some(action.into()),
+                    ..AuditFilter::default()
+                })
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(events("db.drill.skip").await.len(), 1);
+    assert_eq!(
+        http(w.listen(0), "POST", "/notes", "before 1.1.0").await.0,
+        201
+    );
+
+    // 1.1.0: point, drill (passes), then the expand migration.
+    write(
+        root,
+        "0002_tags.up.sql",
+        "-- cutover:phase expand\nCREATE TABLE tags (name TEXT);\n",
+    );
+    let second = live(&deploy(&good, "1.1.0").await.unwrap());
+    let names = steps(&w, second).await;
+    let at = |n: &str| names.iter().position(|s| s == n).unwrap();
+    assert!(
+        at("recovery_point") < at("drill") && at("drill") < at("migrate"),
+        "{names:?}"
+    );
+    let passed = events("db.drill").await;
+    assert_eq!(passed.len(), 1);
+    assert_eq!(passed[0].payload["ok"], true);
+    assert_eq!(passed[0].payload["rows"], 1);
+    assert_eq!(passed[0].payload["version"], "1.1.0");
+
+    // 1.2.0 with a drill that cannot pass: the deployment fails before its migration and
+    // before any traffic moves.
+    write(
+        root,
+        "0003_labels.up.sql",
+        "-- cutover:phase expand\nCREATE TABLE labels (name TEXT);\n",
+    );
+    let strict = with_drill("SELECT body FROM notes_that_never_were", DrillFailure::Fail);
+    let out = deploy(&strict, "1.2.0").await.unwrap();
+    let (DeployOutcome::Failed { deployment, reason }
+    | DeployOutcome::RolledBack { deployment, reason }) = out
+    else {
+        panic!("expected a failure: {out:?}");
+    };
+    assert!(reason.contains("restore drill"), "{reason}");
+    assert!(reason.contains("notes_that_never_were"), "{reason}");
+    let names = steps(&w, deployment).await;
+    assert!(names.contains(&"drill".to_owned()), "{names:?}");
+    for never in ["migrate", "prepare", "switch"] {
+        assert!(!names.contains(&never.to_owned()), "{never}: {names:?}");
+    }
+    let failed = events("db.drill.fail").await;
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].payload["on_failure"], "fail");
+    assert_eq!(get_version(w.listen(0)).await, "1.1.0");
+    let use_db = |sql: &'static str| {
+        let path = s.db_url.clone();
+        async move {
+            use sqlx::Connection as _;
+            let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
+            let mut c = sqlx::SqliteConnection::connect_with(&opts).await.unwrap();
+            let n: i64 = sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap();
+            c.close().await.unwrap();
+            n
+        }
+    };
+    assert_eq!(
+        use_db("SELECT count(*) FROM sqlite_master WHERE name = 'labels'").await,
+        0,
+        "the migration did not run"
+    );
+
+    // The same drill with on_failure = "warn": recorded, said, and the release goes live.
+    let lenient = with_drill("SELECT body FROM notes_that_never_were", DrillFailure::Warn);
+    live(&deploy(&lenient, "1.2.0").await.unwrap());
+    assert_eq!(get_version(w.listen(0)).await, "1.2.0");
+    let failed = events("db.drill.fail").await;
+    assert_eq!(failed.len(), 2);
+    assert_eq!(failed[1].payload["on_failure"], "warn");
+    assert_eq!(
+        use_db("SELECT count(*) FROM sqlite_master WHERE name = 'labels'").await,
+        1
+    );
+    assert_eq!(use_db("SELECT count(*) FROM notes").await, 1);
+    assert_eq!(w.store.verify_audit().await.unwrap().first_broken, None);
+    w.stop().await;
+}

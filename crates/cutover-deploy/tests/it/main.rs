@@ -96,6 +96,10 @@ const TESTS: &[(&str, TestFn)] = &[
         "a_failing_migration_stops_the_deployment",
         a_failing_migration_stops_the_deployment,
     ),
+    (
+        "the_release_drill_gates_the_deployment",
+        the_release_drill_gates_the_deployment,
+    ),
 ];
 
 fn app_database_sqlite() {
@@ -113,6 +117,10 @@ fn app_database_postgres() {
 
 fn a_failing_migration_stops_the_deployment() {
     rt().block_on(appdb::a_failing_migration_stops_the_deployment());
+}
+
+fn the_release_drill_gates_the_deployment() {
+    rt().block_on(appdb::the_release_drill_gates_the_deployment());
 }
 
 fn main() -> ExitCode {
@@ -403,7 +411,12 @@ fn recreate_stops_the_previous_release_and_takes_a_port_change() {
 
 fn a_failing_first_deployment_ends_failed() {
     rt().block_on(async {
-        let w = World::start(WorldSpec::default()).await;
+        // The slot never turns healthy: the deployment fails when the start timeout ends.
+        let w = World::start(WorldSpec {
+            start_timeout: "5s".into(),
+            ..WorldSpec::default()
+        })
+        .await;
         w.release("0.1.0", &["--unhealthy"]).await;
         let out = w.deploy("0.1.0").await.unwrap();
         let DeployOutcome::Failed { deployment, reason } = out else {
@@ -540,6 +553,8 @@ fn rolling_spec(max_unavailable: u32) -> WorldSpec {
     WorldSpec {
         hosts: vec!["web-1".into(), "web-2".into(), "web-3".into()],
         strategy: format!("{{ rolling = {{ batch = 1, max_unavailable = {max_unavailable} }} }}"),
+        // A dead agent is found unavailable when the start timeout ends.
+        start_timeout: "5s".into(),
         ..WorldSpec::default()
     }
 }

@@ -2,7 +2,7 @@
 //! real agents, release artifacts that run the test app, and the engine.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,6 +32,10 @@ pub struct WorldSpec {
     pub observe: String,
     /// How long the previous slot stays warm.
     pub keep_warm: String,
+    /// How long a host may take to start its slot (and to switch its router) before the
+    /// deployment counts it as unavailable: short for the tests that wait for it to pass, long
+    /// for those that want every host (a loaded machine must not make a host "unavailable").
+    pub start_timeout: String,
 }
 
 impl Default for WorldSpec {
@@ -43,6 +47,7 @@ impl Default for WorldSpec {
             version_probe: true,
             observe: "300ms".into(),
             keep_warm: "30m".into(),
+            start_timeout: "20s".into(),
         }
     }
 }
@@ -58,6 +63,9 @@ pub struct World {
     stop: Option<oneshot::Sender<()>>,
     serve: tokio::task::JoinHandle<()>,
     releases: Mutex<HashMap<String, (String, String)>>,
+    /// When the world started: progress lines carry the time since, so that a failure under
+    /// load shows which step took how long.
+    born: std::time::Instant,
 }
 
 fn exe() -> String {
@@ -67,13 +75,7 @@ fn exe() -> String {
         .into_owned()
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use cutover_testkit::free_port;
 
 /// `it deploy-child DIR VERSION`: deploys with an engine of its own (its control state serves
 /// nothing: the agents learn of its assignments when the test's control plane re-reads the store).
@@ -158,7 +160,7 @@ name = "web"
 
 [service]
 start = ["{{release_dir}}/bin/app", "--port", "{{port}}", "--version", "{{version}}"]
-health = {{ path = "/health", interval = "50ms", timeout = "1s", healthy_after = 2, unhealthy_after = 2, start_timeout = "3s" }}
+health = {{ path = "/health", interval = "50ms", timeout = "1s", healthy_after = 2, unhealthy_after = 2, start_timeout = "{start_timeout}" }}
 {probe}
 stop_timeout = "2s"
 drain_timeout = "1s"
@@ -176,6 +178,7 @@ keep_warm = "{keep_warm}"
         strategy = spec.strategy,
         observe = spec.observe,
         keep_warm = spec.keep_warm,
+        start_timeout = spec.start_timeout,
         probe = if spec.version_probe {
             "version_probe = { path = \"/version\" }"
         } else {
@@ -342,6 +345,7 @@ impl World {
             stop: Some(tx),
             serve,
             releases: Mutex::new(HashMap::new()),
+            born: std::time::Instant::now(),
         }
     }
 
@@ -445,7 +449,15 @@ impl World {
                     wait_for_lock: false,
                     message: None,
                 },
-                &|p| println!("    [{} {}] {}", p.deployment, p.state, p.message),
+                &|p| {
+                    println!(
+                        "    {:>7.2?} [{} {}] {}",
+                        self.born.elapsed(),
+                        p.deployment,
+                        p.state,
+                        p.message
+                    );
+                },
             )
             .await
     }

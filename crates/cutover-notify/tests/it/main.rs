@@ -2,3 +2,4 @@
 
 mod atom;
 mod dispatch;
+mod smtp_tls;

@@ -176,11 +176,7 @@ pub async fn release(
             finished_at: j.finished_at,
         })
         .collect();
-    let deployments = cutover_views::history(&*state.store, None, None)
-        .await?
-        .into_iter()
-        .filter(|d| d.version == version)
-        .collect();
+    let deployments = cutover_views::release_history(&*state.store, &version).await?;
     Ok(Json(ReleaseDetail {
         release: summary(&release),
         bom: release.bom.as_ref().map(bom_summary),

@@ -9,4 +9,5 @@ mod conformance;
 mod errors;
 mod queue;
 mod queue_batch;
+mod reads;
 mod tamper;

@@ -23,13 +23,7 @@ pub struct Driver {
     session: String,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use cutover_testkit::free_port;
 
 impl Driver {
     /// Starts `chromedriver` and a headless `chromium` session with a fresh profile in `profile`.

@@ -65,13 +65,18 @@ pub fn run(ctx: &Ctx<'_>, args: &AgentArgs) -> Result<()> {
         format!("{name} following {url}, state in {}", root.display()),
     );
     ctx.block_on(async {
-        let mut handle = daemon::spawn(config).await;
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        // The handlers come first: `agent stop` may send SIGTERM as soon as the agent exists,
+        // and without a handler that would kill it before it stops its services.
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())
             .map_err(|e| CliError::internal("cannot watch for SIGTERM").with_cause(e))?;
+        let mut int = signal(SignalKind::interrupt())
+            .map_err(|e| CliError::internal("cannot watch for SIGINT").with_cause(e))?;
+        let mut handle = daemon::spawn(config).await;
         let mut last = handle.status.borrow().clone();
         loop {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => break,
+                _ = int.recv() => break,
                 _ = term.recv() => break,
                 changed = handle.status.changed() => {
                     if changed.is_err() {

@@ -121,10 +121,15 @@ fn plan(ctx: &Ctx<'_>, db: &AppDb) -> Result<()> {
         ctx.ui.println(format!("{what}:"));
         for m in list {
             ctx.ui.println(format!(
-                "  {}{}",
+                "  {}{}{}",
                 m.id(),
                 if m.irreversible {
                     "  (irreversible)"
+                } else {
+                    ""
+                },
+                if m.no_transaction {
+                    "  (no transaction: a failure may leave it partially applied)"
                 } else {
                     ""
                 }

@@ -357,15 +357,33 @@ fn get(port: u16) -> Option<u16> {
 
 /// A port whose next two ports are free too (the router's, then the blue and green slots'),
 /// away from `avoid`'s triple.
+///
+/// The ports are picked below the kernel's ephemeral range: the slots bind theirs only when they
+/// start, and until then any outgoing connection on a busy machine (the demo's own load client
+/// included) may be given an ephemeral source port, which a port asked of the kernel with `:0`
+/// always is.
 fn free_port_triple(avoid: Option<u16>) -> Result<u16> {
-    for _ in 0..50 {
-        let l = std::net::TcpListener::bind("127.0.0.1:0")
-            .internal(|| "cannot bind a loopback port".into())?;
-        let port = l.local_addr().map(|a| a.port()).unwrap_or(0);
-        drop(l);
-        if port == 0 || port > 65_000 {
+    let low = ephemeral_low();
+    let (from, to) = if low > 12_000 {
+        (10_000_u32, u32::from(low) - 3)
+    } else {
+        (u32::from(low).max(1_024), 65_000)
+    };
+    let mut seed = u32::from_le_bytes(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0)
+            .to_le_bytes(),
+    ) ^ std::process::id().rotate_left(16);
+    for _ in 0..200 {
+        // xorshift: a cheap spread over the range; no need for a cryptographic source here.
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        let Ok(port) = u16::try_from(from + seed % (to - from)) else {
             continue;
-        }
+        };
         if avoid.is_some_and(|a| port.abs_diff(a) < 3) {
             continue;
         }
@@ -376,6 +394,14 @@ fn free_port_triple(avoid: Option<u16>) -> Result<u16> {
     Err(CliError::internal(
         "cannot find three consecutive free loopback ports",
     ))
+}
+
+/// The first port of the kernel's ephemeral range (Linux), or the IANA default elsewhere.
+fn ephemeral_low() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(49_152)
 }
 
 fn write(dir: &Path, file: &str, content: &str) -> Result<()> {

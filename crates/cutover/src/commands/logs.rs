@@ -169,6 +169,7 @@ pub fn run(ctx: &Ctx<'_>, args: &LogsArgs) -> Result<()> {
             )
         })
         .collect();
+    say_following(ctx, LOCAL_HOST);
     ctx.block_on(async {
         let mut tick = tokio::time::interval(FOLLOW_INTERVAL);
         // Both streams are made once: a signal that arrives while lines are being printed is
@@ -325,6 +326,7 @@ fn remote(
         };
         let mut term = watch(tokio::signal::unix::SignalKind::terminate())?;
         let mut int = watch(tokio::signal::unix::SignalKind::interrupt())?;
+        let mut first = true;
         loop {
             let next = tokio::select! {
                 _ = int.recv() => return Ok(()),
@@ -334,6 +336,11 @@ fn remote(
             let Some(text) = next.map_err(|e| read_error(&e, host))? else {
                 break;
             };
+            // The agent sends its first chunk (the tail, or an empty line when there is none)
+            // only once it watches the files: from now on no new line is missed.
+            if std::mem::take(&mut first) && args.follow {
+                say_following(ctx, host);
+            }
             if text.trim().is_empty() {
                 continue; // a heartbeat
             }
@@ -389,6 +396,15 @@ fn remote(
         ctx.ui.status("empty", "no log lines yet");
     }
     Ok(())
+}
+
+/// Said on stderr once every line written from now on will be shown (scripts and tests wait for
+/// it before they make the lines they want to see).
+fn say_following(ctx: &Ctx<'_>, host: &str) {
+    ctx.ui.status(
+        "following",
+        format!("the logs of host `{host}`: new lines show as they are written (ctrl-c stops)"),
+    );
 }
 
 /// What a failed read says, with where to look.

@@ -1,7 +1,10 @@
 //! `cutover serve`: the JSON API, `/metrics`, the OpenAPI document and the agent protocol on one
 //! listener (plain http, or https with `--tls-cert/--tls-key`), with queue workers in the same
-//! process, until Ctrl-C or SIGTERM; then it stops gracefully (requests in flight and running jobs
-//! finish). Several `cutover serve` may share one PostgreSQL database (`--database`).
+//! process, until Ctrl-C or SIGTERM; then it stops gracefully: it stops accepting, ends the
+//! dashboard's event streams, lets requests in flight (for at most
+//! [`cutover_server::SHUTDOWN_GRACE`]) and running jobs finish, and exits 0. At start it resumes
+//! the deployments a killed process left unfinished. Several `cutover serve` may share one
+//! PostgreSQL database (`--database`).
 
 use std::net::SocketAddr;
 
@@ -39,11 +42,9 @@ pub fn run(ctx: &Ctx<'_>, args: &ServeArgs) -> Result<()> {
     let exe = std::env::current_exe().map_err(|e| {
         CliError::internal("cannot find the running cutover executable").with_cause(e)
     })?;
-    let pipeline = cutover_queue::pipeline::PipelineHandler::new(
-        exe,
-        root.clone(),
-        ctx.global.database.clone().filter(|d| !d.trim().is_empty()),
-    );
+    let database = ctx.global.database.clone().filter(|d| !d.trim().is_empty());
+    let pipeline =
+        cutover_queue::pipeline::PipelineHandler::new(exe.clone(), root.clone(), database.clone());
     // The dashboard and the webhooks in share the listener and the server's layers (tokens,
     // metrics); the webhooks carry their own signatures.
     let mut extra = axum::Router::new();
@@ -106,11 +107,12 @@ pub fn run(ctx: &Ctx<'_>, args: &ServeArgs) -> Result<()> {
         }
         chans
     });
-    let state = ServerState::new(store.clone(), config, root, args.public_read);
-    extra = extra.merge(cutover_web::routes(cutover_web::WebState::new(
-        store.clone(),
-        state.config.clone(),
-    )));
+    let state = ServerState::new(store.clone(), config, root.clone(), args.public_read);
+    // The dashboard's event streams end when the server begins to stop (a browser left open
+    // must not hold the shutdown up).
+    let mut web = cutover_web::WebState::new(store.clone(), state.config.clone());
+    web.shutdown = state.shutdown.clone();
+    extra = extra.merge(cutover_web::routes(web));
     let router = cutover_server::app_with(state.clone(), extra);
     let workers = usize::from(args.workers);
     ctx.block_on(async {
@@ -169,14 +171,29 @@ pub fn run(ctx: &Ctx<'_>, args: &ServeArgs) -> Result<()> {
                 _ = term.recv() => {}
             }
         };
-        let served = match tls {
-            Some(config) => {
-                let listener = cutover_server::tls::TlsListener::new(listener, config)
-                    .map_err(|e| CliError::internal("cannot serve TLS").with_cause(e))?;
-                cutover_server::serve(listener, &state, router, shutdown).await
+        // Deployments left unfinished by a process that died (this server killed while one of
+        // its jobs deployed, a `cutover deploy` killed) are driven to their end now rather than
+        // at the next deployment; a replica without workers leaves that to those with some.
+        let resume = async {
+            if workers > 0 {
+                let stopping = state.shutdown.cancelled();
+                resume_unfinished(ctx, &*store, &exe, &root, database.as_deref(), stopping).await;
             }
-            None => cutover_server::serve(listener, &state, router, shutdown).await,
         };
+        let serving = async {
+            match tls {
+                Some(config) => {
+                    let listener = cutover_server::tls::TlsListener::new(listener, config)
+                        .map_err(|e| CliError::internal("cannot serve TLS").with_cause(e))?;
+                    Ok(cutover_server::serve(listener, &state, router, shutdown).await)
+                }
+                None => Ok::<_, CliError>(
+                    cutover_server::serve(listener, &state, router, shutdown).await,
+                ),
+            }
+        };
+        let (served, ()) = tokio::join!(serving, resume);
+        let served = served?;
         stop_workers.trigger();
         let _ = stop_notify.send(());
         if let Some(notifier) = notifier {
@@ -190,4 +207,107 @@ pub fn run(ctx: &Ctx<'_>, args: &ServeArgs) -> Result<()> {
         ctx.ui.status("stopped", format!("serving on {scheme}://{local}"));
         Ok(())
     })
+}
+
+/// Runs `cutover deploy --resume` (a child process, as pipeline jobs are) when the store holds
+/// unfinished deployments. Each is resumed from its recorded state to `live`, or rolled back
+/// (audited as `deployment.transition`s like any deployment). One whose environment lock is
+/// still held is tried once more when that lock's lease has run out (its holder may have died on
+/// another machine), unless the server stops first; one that a live process drives is left to
+/// it. Never fails the server: problems are warnings.
+async fn resume_unfinished(
+    ctx: &Ctx<'_>,
+    store: &dyn cutover_store::Store,
+    exe: &std::path::Path,
+    root: &std::path::Path,
+    database: Option<&str>,
+    stopping: impl Future<Output = ()>,
+) {
+    let unfinished = || async {
+        store
+            .list_deployments(&cutover_store::DeploymentFilter {
+                unfinished_only: true,
+                ..cutover_store::DeploymentFilter::default()
+            })
+            .await
+            .map_err(|e| {
+                ctx.ui.warn(format!(
+                    "cannot look for unfinished deployments to resume: {e}"
+                ));
+            })
+            .unwrap_or_default()
+    };
+    let first = unfinished().await;
+    if first.is_empty() {
+        return;
+    }
+    let ids: Vec<String> = first.iter().map(|d| d.id.to_string()).collect();
+    ctx.ui.status(
+        "resuming",
+        format!("unfinished deployment(s) {}", ids.join(", ")),
+    );
+    let mut stopping = std::pin::pin!(stopping);
+    for attempt in 1..=2 {
+        if attempt == 2 {
+            let left = unfinished().await;
+            if !left.iter().any(|d| first.iter().any(|f| f.id == d.id)) {
+                break;
+            }
+            let wait = cutover_deploy::lock::LEASE + std::time::Duration::from_secs(1);
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = &mut stopping => break,
+            }
+        }
+        run_resume(ctx, exe, root, database).await;
+    }
+    // What the records say now: each is finished, or still driven by the live process that
+    // holds its environment's lock.
+    for d in &first {
+        let now = store.get_deployment(d.id).await.ok().flatten();
+        let (state, finished) = now.as_ref().map_or(("unknown", false), |n| {
+            (n.state.as_str(), n.finished_at.is_some())
+        });
+        let label = if finished { "resumed" } else { "unfinished" };
+        ctx.ui.status(
+            label,
+            format!(
+                "deployment {} ({} to {}): {state}",
+                d.id, d.release_version, d.environment
+            ),
+        );
+    }
+}
+
+/// One `cutover deploy --resume`; its failure is a warning.
+async fn run_resume(
+    ctx: &Ctx<'_>,
+    exe: &std::path::Path,
+    root: &std::path::Path,
+    database: Option<&str>,
+) {
+    let mut cmd = tokio::process::Command::new(exe);
+    cmd.arg("--project").arg(root);
+    if let Some(db) = database {
+        cmd.arg("--database").arg(db);
+    }
+    cmd.args(["--json", "deploy", "--resume"])
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    match cmd.output().await {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            ctx.ui.warn(format!(
+                "resuming unfinished deployments ended with {}: {}",
+                out.status,
+                stderr.trim()
+            ));
+        }
+        Err(e) => ctx.ui.warn(format!(
+            "cannot start `{} deploy --resume`: {e}",
+            exe.display()
+        )),
+    }
 }

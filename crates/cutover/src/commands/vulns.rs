@@ -1,6 +1,11 @@
 //! `cutover vulns` (known vulnerabilities in the project's bill of materials, offline, gated by
 //! `[vulns]` in cutover.toml), `cutover vulns import PATH…` (OSV directories, OSV `all.zip`
 //! exports, RustSec advisory-db checkouts) and `cutover vulns db status`.
+//!
+//! `cutover vulns --source PATH` on a new machine does not wait for a whole import: it imports the
+//! advisories of the scanned packages only and marks the source partial. Later scans import what
+//! their packages add; uses that need every advisory (`vulns affected`, the findings recorded
+//! with a release) import partial sources whole first.
 
 use crate::cli::{VulnsArgs, VulnsCommand, VulnsDbCommand};
 use crate::context::Ctx;
@@ -8,6 +13,7 @@ use crate::error::{CliError, Result};
 use crate::ui::{BOLD, DIM, Ui};
 use cutover_vuln::bomscan::{self, BomReport};
 use cutover_vuln::db::{self, VulnDb};
+use cutover_vuln::matching::PackageRef;
 use cutover_vuln::policy::{self, Ignore, Policy, Violation};
 use cutover_vuln::severity::Level;
 use std::path::{Path, PathBuf};
@@ -88,8 +94,10 @@ pub(super) fn scan_for_record(
         return None;
     }
     let now = chrono::Utc::now();
+    let warn = |m: String| ctx.ui.warn(m);
     let scanned = ctx.block_on(async {
         let db = VulnDb::open(&path).await?;
+        complete_partial_sources(&db, &warn).await?;
         let st = db.status(now).await?;
         let report = if st.advisories == 0 {
             None
@@ -145,23 +153,136 @@ fn open(ctx: &Ctx<'_>, path: &Path) -> Result<VulnDb> {
     })
 }
 
+fn import_error(path: &Path, e: &cutover_vuln::import::ImportError) -> CliError {
+    CliError::usage(format!("cannot import {}", path.display()))
+        .with_cause(e)
+        .with_hint("give a directory of OSV .json/.yaml files, an OSV all.zip export or a RustSec advisory-db checkout")
+}
+
+fn db_error(e: &db::DbError) -> CliError {
+    CliError::failed("the import failed; the database is unchanged").with_source_chain(e)
+}
+
+fn report_partial_import(ctx: &Ctx<'_>, report: &db::ImportReport, packages: usize) {
+    for s in &report.skipped {
+        ctx.ui.warn(format!("skipped {}: {}", s.file, s.reason));
+    }
+    ctx.ui.status(
+        "Imported",
+        format!(
+            "{} ({}): {} advisories for the {packages} packages scanned ({} new, {} updated; the rest is imported when a use needs it)",
+            report.source,
+            report.kind,
+            report.read,
+            report.added,
+            report.updated,
+        ),
+    );
+}
+
+/// Before a scan of `packages`: imports what the database lacks for them from the `--source`
+/// paths and from the sources it holds only in part. Creates the database when there is none
+/// and sources are given. `None` when there is no database (and no source to make one).
+fn import_for_scan(
+    ctx: &Ctx<'_>,
+    path: &Path,
+    sources: &[PathBuf],
+    packages: &[PackageRef],
+) -> Result<Option<VulnDb>> {
+    let sources: Vec<PathBuf> = sources
+        .iter()
+        .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
+        .collect();
+    let now = chrono::Utc::now();
+    let load = |src: &Path| cutover_vuln::import::load_for(src, packages);
+    let (db, rest) = if path.exists() {
+        (open(ctx, path)?, &sources[..])
+    } else {
+        let Some((first, rest)) = sources.split_first() else {
+            return Ok(None);
+        };
+        let loaded = load(first).map_err(|e| import_error(first, &e))?;
+        let (db, report) = ctx
+            .block_on(VulnDb::create_from(
+                path,
+                &first.display().to_string(),
+                loaded,
+                now,
+            ))
+            .map_err(|e| {
+                CliError::failed(format!(
+                    "cannot create the vulnerability database {}",
+                    path.display()
+                ))
+                .with_source_chain(&e)
+            })?;
+        report_partial_import(ctx, &report, packages.len());
+        (db, rest)
+    };
+    let st = ctx.block_on(db.status(now)).map_err(|e| {
+        CliError::failed("cannot read the vulnerability database").with_source_chain(&e)
+    })?;
+    let whole = |src: &str| st.sources.iter().any(|s| s.path == src && !s.partial);
+    let mut todo: Vec<PathBuf> = rest
+        .iter()
+        .filter(|p| !whole(&p.display().to_string()))
+        .cloned()
+        .collect();
+    for s in st.sources.iter().filter(|s| s.partial) {
+        let p = PathBuf::from(&s.path);
+        if !todo.contains(&p) && !sources.contains(&p) {
+            todo.push(p);
+        }
+    }
+    for src in todo {
+        if !src.exists() {
+            ctx.ui.warn(format!(
+                "{} was imported only for the packages scanned then and is gone: findings in other packages are missed (hint: `cutover vulns import PATH` a whole source)",
+                src.display()
+            ));
+            continue;
+        }
+        let loaded = load(&src).map_err(|e| import_error(&src, &e))?;
+        let report = ctx
+            .block_on(db.import(&src.display().to_string(), loaded, now))
+            .map_err(|e| db_error(&e))?;
+        if report.added + report.updated + report.withdrawn > 0 {
+            report_partial_import(ctx, &report, packages.len());
+        }
+    }
+    Ok(Some(db))
+}
+
+/// Imports whole the sources the database holds only in part, for a use that needs every
+/// advisory. A source that is gone is a warning: what it lacks stays missing.
+async fn complete_partial_sources(
+    db: &VulnDb,
+    warn: &dyn Fn(String),
+) -> std::result::Result<(), db::DbError> {
+    for src in db.partial_sources().await? {
+        let p = Path::new(&src);
+        match cutover_vuln::import::load(p) {
+            Ok(loaded) => {
+                db.import(&src, loaded, chrono::Utc::now()).await?;
+            }
+            Err(e) => warn(format!(
+                "{src} was imported only in part and cannot be read now ({e}): findings in packages it was not imported for are missed"
+            )),
+        }
+    }
+    Ok(())
+}
+
 fn import(ctx: &Ctx<'_>, args: &VulnsArgs, paths: &[PathBuf]) -> Result<()> {
     let config = config(ctx)?;
     let db = open(ctx, &db_path(ctx, args, config.as_ref())?)?;
     let mut reports = Vec::new();
     for path in paths {
         let source = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
-        let loaded = cutover_vuln::import::load(&source).map_err(|e| {
-            CliError::usage(format!("cannot import {}", path.display()))
-                .with_cause(&e)
-                .with_hint("give a directory of OSV .json/.yaml files, an OSV all.zip export or a RustSec advisory-db checkout")
-        })?;
+        let loaded = cutover_vuln::import::load(&source).map_err(|e| import_error(path, &e))?;
         let report = ctx
             .block_on(db.import(&source.display().to_string(), loaded, chrono::Utc::now()))
-            .map_err(|e| {
-                CliError::failed("the import failed; the database is unchanged")
-                    .with_source_chain(&e)
-            })?;
+            .map_err(|e| db_error(&e))?;
         for s in &report.skipped {
             ctx.ui.warn(format!("skipped {}: {}", s.file, s.reason));
         }
@@ -246,6 +367,14 @@ fn status(ctx: &Ctx<'_>, args: &VulnsArgs) -> Result<()> {
             age(s.age_seconds)
         ));
     }
+    if st.partial {
+        out.push_str(&format!(
+            "  {} some sources hold only the advisories of the packages scanned so far: \
+             other packages' advisories are imported when a scan, `vulns affected` or a release \
+             needs them (`cutover vulns import PATH` imports a source whole now)\n",
+            Ui::paint(BOLD, "partial:")
+        ));
+    }
     out.push_str(&format!("{}\n", Ui::paint(BOLD, "By ecosystem")));
     for (eco, n) in &st.per_ecosystem {
         out.push_str(&format!("  {eco:<16} {n:>8}\n"));
@@ -326,9 +455,9 @@ fn row(f: &bomscan::BomFinding) -> String {
 fn report(ctx: &Ctx<'_>, args: &VulnsArgs) -> Result<()> {
     let config = config(ctx)?;
     let path = db_path(ctx, args, config.as_ref())?;
-    if !path.exists() {
+    if !path.exists() && args.source.is_empty() {
         return Err(CliError::usage(format!("no vulnerability database at {}", path.display()))
-            .with_hint("import advisories first: `cutover vulns import PATH` (an OSV directory or all.zip, or a RustSec advisory-db checkout)"));
+            .with_hint("import advisories first: `cutover vulns import PATH` (an OSV directory or all.zip, or a RustSec advisory-db checkout), or scan against one with `cutover vulns --source PATH`"));
     }
     let (bom, release) = match &args.release {
         Some(version) => {
@@ -337,7 +466,15 @@ fn report(ctx: &Ctx<'_>, args: &VulnsArgs) -> Result<()> {
         }
         None => (cutover_bom::discover_and_parse(&ctx.project_root()?), None),
     };
-    let db = open(ctx, &path)?;
+    let packages: Vec<PackageRef> = bom
+        .components
+        .iter()
+        .filter_map(|c| bomscan::package_ref(&c.component))
+        .collect();
+    let db = match import_for_scan(ctx, &path, &args.source, &packages)? {
+        Some(db) => db,
+        None => open(ctx, &path)?,
+    };
     let st = ctx.block_on(db.status(chrono::Utc::now())).map_err(|e| {
         CliError::failed("cannot read the vulnerability database").with_source_chain(&e)
     })?;
@@ -575,6 +712,9 @@ fn affected(ctx: &Ctx<'_>, args: &VulnsArgs, id: &str) -> Result<()> {
         );
     }
     let db = open(ctx, &path)?;
+    let warn = |m: String| ctx.ui.warn(m);
+    ctx.block_on(complete_partial_sources(&db, &warn))
+        .map_err(|e| db_error(&e))?;
     let store = ctx.store()?;
     let releases = ctx
         .block_on(store.list_releases())

@@ -3,23 +3,14 @@
 //! deployed to the local agent (and to extra agents on loopback), requests through the router.
 
 use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::{Project, Run, hermetic_env};
 
-/// Free loopback ports (bound and released; the OS does not hand them out again at once).
-pub fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
-}
+pub use cutover_testkit::free_ports;
 
 /// A project deployable to `local`: the service is this very binary's test app, and every
 /// command runs against it. Dropping it stops the local agent and its services.

@@ -28,19 +28,29 @@ impl Drop for Proc {
 }
 
 fn spawn(dir: &Path, args: &[&str]) -> Child {
+    spawn_with(dir, args, Stdio::null())
+}
+
+fn spawn_with(dir: &Path, args: &[&str], stderr: Stdio) -> Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cutover"));
     hermetic_env(&mut cmd)
         .current_dir(dir)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+        .stderr(stderr);
     cmd.spawn().unwrap()
 }
 
 /// The lines a child prints, as they come.
 fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
-    let out = BufReader::new(child.stdout.take().unwrap());
+    read_lines(child.stdout.take().unwrap())
+}
+
+/// The lines of `out`, as they come, on a thread of their own (so that the child never blocks
+/// on a full pipe).
+fn read_lines(out: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let out = BufReader::new(out);
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in out.lines().map_while(Result::ok) {
@@ -156,7 +166,7 @@ fn logs_of_a_remote_host_come_through_the_control_plane_tail_and_follow() {
     );
 
     // Following: the new slot's first line, written after the follow started, shows up.
-    let mut follow = spawn(
+    let mut follow = spawn_with(
         p.path(),
         &[
             "logs",
@@ -171,12 +181,24 @@ fn logs_of_a_remote_host_come_through_the_control_plane_tail_and_follow() {
             "-n",
             "0",
         ],
+        Stdio::piped(),
     );
     let followed = lines_of(&mut follow);
+    let said = read_lines(follow.stderr.take().unwrap());
     let follow = Proc(follow, None);
-    // The read is picked up before the deployment starts: its audit event is written first, and
-    // the agent answers within its long poll; a short pause keeps the order plain.
-    std::thread::sleep(Duration::from_millis(500));
+    // The deployment starts once the agent follows the files (the CLI says so on stderr), so the
+    // new slot's first line cannot be written before.
+    let mut stderr = Vec::new();
+    while !stderr.iter().any(|l: &String| l.contains("following")) {
+        match said.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) => stderr.push(line),
+            Err(e) => panic!("the follow never started ({e}); stderr: {stderr:?}"),
+        }
+    }
+    assert!(
+        stderr.last().unwrap().contains("the logs of host `h2`"),
+        "{stderr:?}"
+    );
     d.cutover(&["deploy", "prod", "--version", "2.0.0"])
         .success();
     let green = format!("green/out | listening on http://127.0.0.1:{}", ports[2]);

@@ -18,6 +18,7 @@ mod plan;
 mod proof;
 mod queue;
 mod release_bom;
+mod serve;
 mod ship;
 mod status;
 mod support;

@@ -511,6 +511,7 @@ fn incidents_open_resolve_and_list() {
 
     // The audit events name the links (subject `incident:<id>` once the id exists).
     let opens = r.audit("incident.open");
+    assert_eq!(opens[0].subject, format!("incident:{id}"));
     assert_eq!(opens[0].payload["environment"], "production");
     assert_eq!(opens[0].payload["caused_by"], first);
     assert_eq!(opens[0].payload["summary"], "checkout errors");

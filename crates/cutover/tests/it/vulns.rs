@@ -106,6 +106,81 @@ fn bad_sources_and_a_missing_database_are_usage_errors() {
     );
 }
 
+fn finding_ids(doc: &serde_json::Value) -> Vec<String> {
+    let mut ids: Vec<String> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn a_first_scan_against_a_source_imports_what_it_needs_and_affected_imports_the_rest() {
+    let p = Project::new();
+    let lock = std::fs::read_to_string(vuln_fixture("lockfiles/cargo-v1/Cargo.lock")).unwrap();
+    p.write("Cargo.lock", &lock);
+    p.write(
+        "cutover.toml",
+        "[project]\nname = \"demo\"\n[vulns]\nfail_on = \"none\"\n",
+    );
+    let rustsec = vuln_fixture("osv/rustsec");
+    let rustsec = rustsec.to_str().unwrap();
+
+    // No database yet: made from the lockfile's crates' advisories only.
+    let run = p.cutover(&["--json", "vulns", "--source", rustsec]);
+    run.success();
+    assert!(
+        run.stderr.contains("Imported")
+            && run
+                .stderr
+                .contains("the rest is imported when a use needs it"),
+        "{}",
+        run.stderr
+    );
+    let first = finding_ids(&run.json());
+    assert!(
+        first.contains(&"RUSTSEC-2021-0003".to_string()),
+        "{first:?}"
+    );
+    // The same findings as against the whole advisory-db imported.
+    let whole = project("[vulns]\nfail_on = \"none\"\n");
+    let expected = whole.cutover(&["--json", "vulns"]);
+    expected.success();
+    assert_eq!(first, finding_ids(&expected.json()));
+
+    // `db status` says the database is partial.
+    let st = p.cutover(&["--json", "vulns", "db", "status"]);
+    st.success();
+    let st = st.json();
+    assert_eq!(st["partial"], true);
+    assert_eq!(st["sources"][0]["kind"], "rustsec (partial)");
+    assert!(
+        st["sources"][0]["advisories"].as_i64().unwrap() < 200,
+        "{st}"
+    );
+    let human = p.cutover(&["vulns", "db", "status"]);
+    assert!(human.stdout.contains("partial:"), "{}", human.stdout);
+
+    // Again: nothing new to import, the same findings.
+    let again = p.cutover(&["--json", "vulns", "--source", rustsec]);
+    again.success();
+    assert!(!again.stderr.contains("Imported"), "{}", again.stderr);
+    assert_eq!(finding_ids(&again.json()), first);
+
+    // `vulns affected` needs every advisory: the rest is imported first.
+    p.cutover(&["vulns", "affected", "RUSTSEC-2021-0003"])
+        .success();
+    let st = p.cutover(&["--json", "vulns", "db", "status"]);
+    st.success();
+    let st = st.json();
+    assert_eq!(st["partial"], false);
+    assert_eq!(st["sources"][0]["kind"], "rustsec");
+    assert_eq!(st["sources"][0]["advisories"], 1225);
+}
+
 /// A deployment record, written the way the deploy orchestration writes it: created, then moved
 /// to its final `state` (finished) in a second change. Returns its id.
 fn record_deployment(p: &Project, environment: &str, version: &str, state: &str) -> i64 {

@@ -480,7 +480,8 @@ async fn importing_only_the_lockfiles_crates_finds_what_a_whole_import_finds() {
     whole.close().await;
 }
 
-fn encode_one(eco: &str, name: &str, versions: &[String]) -> Vec<u8> {
+/// One index entry of `eco`/`name` encoded as an index file (stamp: db 1, generation 2).
+pub(crate) fn encode_one(eco: &str, name: &str, versions: &[String]) -> Vec<u8> {
     let entry = index::IndexEntry {
         ecosystem: eco.to_string(),
         norm_name: name.to_string(),

@@ -1,0 +1,4 @@
+//! cutover-views's integration tests (one test binary for the crate).
+
+mod served_index;
+mod views;

@@ -283,6 +283,16 @@ async fn run_slot(env: &Env, slot: Slot, version: &str, extra: &[&str]) -> Runni
         &launch(env, slot, version, port),
     )
     .unwrap();
+    // The monitor counts refused connections as failures: on a loaded machine the app may take
+    // longer to listen than two probe intervals, and "unhealthy before it ever answered" is not
+    // what these tests are about.
+    let listening = tokio::time::timeout(Duration::from_secs(20), async {
+        while TcpStream::connect(local(port)).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(listening.is_ok(), "the test app never listened on {port}");
     let health = HealthMonitor::spawn(fast_health(), local(port), version.to_owned());
     Running {
         process,

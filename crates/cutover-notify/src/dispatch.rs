@@ -201,9 +201,13 @@ pub async fn dispatch_channels(
     report
 }
 
+/// How long a round in flight at shutdown may take to finish (well inside the server's grace).
+const FINISH_ON_SHUTDOWN: Duration = Duration::from_secs(5);
+
 /// The server's dispatcher: runs [`dispatch_channels`] every `interval` (each run bounded by
 /// `max(interval, 30 s)`) until `shutdown` completes, handing each report to `on_report` (for
-/// metrics and logs). Secrets are resolved once, by the caller, into `chans`.
+/// metrics and logs); a round in flight then gets [`FINISH_ON_SHUTDOWN`] to save its cursors.
+/// Secrets are resolved once, by the caller, into `chans`.
 pub async fn dispatch_loop<F, R>(
     store: std::sync::Arc<dyn Store>,
     chans: Vec<Channel>,
@@ -219,9 +223,17 @@ pub async fn dispatch_loop<F, R>(
     let budget = interval.max(Duration::from_secs(30));
     loop {
         let run = dispatch_channels(&*store, &chans, &options, Instant::now() + budget);
+        tokio::pin!(run);
         tokio::select! {
-            () = &mut shutdown => return,
-            report = run => on_report(&report),
+            () = &mut shutdown => {
+                // A round cut off after a delivery but before its cursor is saved sends that
+                // notification again after the restart: let it finish, briefly.
+                if let Ok(report) = tokio::time::timeout(FINISH_ON_SHUTDOWN, &mut run).await {
+                    on_report(&report);
+                }
+                return;
+            }
+            report = &mut run => on_report(&report),
         }
         tokio::select! {
             () = &mut shutdown => return,

@@ -235,12 +235,15 @@ fn keep_status(root: &Path, status: &AgentStatus) {
 }
 
 /// Fetches the artifacts of `assignment` not yet on disk; returns the failures as
-/// (service, message) for every service that uses the artifact.
+/// (service, message) for every service that uses the artifact. A failure that a retry may
+/// mend (the control plane went away mid-download) is returned as `Err` instead: the assignment
+/// is then not applied, so that it is fetched again after the reconnect rather than reported as
+/// a slot that cannot start.
 async fn fetch_artifacts(
     client: &Client,
     layout: &Layout,
     assignment: &Assignment,
-) -> Vec<(String, String)> {
+) -> Result<Vec<(String, String)>, ClientError> {
     let mut errors = Vec::new();
     let mut digests: Vec<&str> = assignment
         .services
@@ -255,6 +258,9 @@ async fn fetch_artifacts(
             continue;
         }
         if let Err(e) = client.download_artifact(digest, &dest).await {
+            if is_transient(&e) {
+                return Err(e);
+            }
             for (name, svc) in &assignment.services {
                 if svc.slots.values().any(|r| r.artifact_sha256 == digest) {
                     errors.push((name.clone(), format!("fetching the artifact: {e}")));
@@ -262,7 +268,18 @@ async fn fetch_artifacts(
             }
         }
     }
-    errors
+    Ok(errors)
+}
+
+/// Whether a failed request may succeed when retried: the control plane was unreachable, the
+/// connection broke, or it answered a server error (say, while shutting down). A wrong digest
+/// or a refusal will not change.
+fn is_transient(e: &ClientError) -> bool {
+    match e {
+        ClientError::Connect { .. } | ClientError::Transport { .. } => true,
+        ClientError::Status { status, .. } => *status >= 500,
+        _ => false,
+    }
 }
 
 /// Sends the observed state; a failure is noted (the poll in flight notices an outage too and
@@ -428,9 +445,18 @@ async fn run(
                         // new store, say); keep running what runs rather than stop everything.
                         let changed = assignment.generation != 0
                             && assignment.generation != reconciler.generation();
-                        if changed {
+                        let fetched = if changed {
+                            Some(fetch_artifacts(&client, &layout, &assignment).await)
+                        } else {
+                            None
+                        };
+                        if let Some(Err(e)) = &fetched {
+                            backing_off = true;
+                            pending = fail(e, &mut attempt);
+                            continue;
+                        }
+                        if let Some(Ok(fetch)) = fetched {
                             last_assignment = tokio::time::Instant::now();
-                            let fetch = fetch_artifacts(&client, &layout, &assignment).await;
                             let mut errors: Vec<String> =
                                 fetch.iter().map(|(svc, e)| format!("{svc}: {e}")).collect();
                             // `apply` routes as far as health allows, so a switch to a warm slot

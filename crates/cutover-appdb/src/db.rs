@@ -10,12 +10,25 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use serde::Serialize;
+use sqlx::Connection as _;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
-use sqlx::{Connection as _, Row as _};
 
 use crate::migrations::{self, Migration, Phase};
 use crate::{AppDb, AppDbError, Engine};
+
+/// A row of `cutover_migrations`: version, name, phase, checksum, down SQL, irreversible,
+/// applied at, release (the same columns on both engines).
+type HistoryRow = (
+    i64,
+    String,
+    String,
+    String,
+    Option<String>,
+    bool,
+    String,
+    Option<String>,
+);
 
 /// The key of the PostgreSQL advisory lock every cutover migrator takes ("cutover" in ASCII).
 const LOCK_KEY: i64 = 0x0063_7574_6f76_6572;
@@ -205,24 +218,9 @@ impl AppDb {
                 if exists.is_none() {
                     return Ok(Vec::new());
                 }
-                sqlx::query(select)
+                sqlx::query_as::<_, HistoryRow>(select)
                     .fetch_all(&mut *c)
                     .await
-                    .map_err(|e| sql_err(self, "reading the migration history", &e))?
-                    .into_iter()
-                    .map(|r| {
-                        Ok::<_, sqlx::Error>((
-                            r.try_get::<i64, _>(0)?,
-                            r.try_get::<String, _>(1)?,
-                            r.try_get::<String, _>(2)?,
-                            r.try_get::<String, _>(3)?,
-                            r.try_get::<Option<String>, _>(4)?,
-                            r.try_get::<bool, _>(5)?,
-                            r.try_get::<String, _>(6)?,
-                            r.try_get::<Option<String>, _>(7)?,
-                        ))
-                    })
-                    .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| sql_err(self, "reading the migration history", &e))?
             }
             Conn::Sqlite(c) => {
@@ -235,24 +233,9 @@ impl AppDb {
                 if n == 0 {
                     return Ok(Vec::new());
                 }
-                sqlx::query(select)
+                sqlx::query_as::<_, HistoryRow>(select)
                     .fetch_all(&mut *c)
                     .await
-                    .map_err(|e| sql_err(self, "reading the migration history", &e))?
-                    .into_iter()
-                    .map(|r| {
-                        Ok::<_, sqlx::Error>((
-                            r.try_get::<i64, _>(0)?,
-                            r.try_get::<String, _>(1)?,
-                            r.try_get::<String, _>(2)?,
-                            r.try_get::<String, _>(3)?,
-                            r.try_get::<Option<String>, _>(4)?,
-                            r.try_get::<bool, _>(5)?,
-                            r.try_get::<String, _>(6)?,
-                            r.try_get::<Option<String>, _>(7)?,
-                        ))
-                    })
-                    .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| sql_err(self, "reading the migration history", &e))?
             }
         };

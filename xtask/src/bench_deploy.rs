@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use cutover_agent::loadgen::{LoadSpec, run as load};
 
-use crate::bench::{rerun_in_release, size};
+use crate::bench::{build_cutover, rerun_in_release, size};
 
 pub fn run() -> Result<()> {
     if cfg!(debug_assertions) {
@@ -36,31 +36,6 @@ pub fn run() -> Result<()> {
     let result = bench.run_all(cycles, rollbacks, repeat);
     bench.stop();
     result
-}
-
-/// `cargo build --release -p cutover` and the binary's path.
-fn build_cutover() -> Result<PathBuf> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let root = crate::workspace_root();
-    let status = Command::new(cargo)
-        .current_dir(&root)
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "-p",
-            "cutover",
-            "--bin",
-            "cutover",
-        ])
-        .status()
-        .context("running cargo build")?;
-    ensure!(status.success(), "building cutover failed: {status}");
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    let exe = target.join("release").join("cutover");
-    ensure!(exe.exists(), "{} was not built", exe.display());
-    Ok(exe)
 }
 
 fn free_ports(n: usize) -> Result<Vec<u16>> {

@@ -5,11 +5,19 @@
 //! through `apply`): mostly queue and agent traffic, with a deployment of one of 50 releases
 //! every few hours to staging or production (4 hosts), each with its traffic switch and one
 //! proof per host; the deployments' rows, the 4 hosts with 100 observations each, and the
-//! store's switch index (built by its backfill, timed). The server runs in this process on a loopback port; the load generator is an
-//! open-loop hyper client (requests scheduled at a fixed rate on 32 keep-alive connections, the
-//! latency counted from the scheduled instant, so a stall is not hidden by waiting; requests more
-//! than 2 s overdue are dropped and counted as errors) at 1,000 requests/s for 10 s per endpoint, then a closed loop (32 connections, as fast as they go)
-//! for the most the server does. Built in debug mode it re-runs itself in release mode.
+//! store's switch index (built by its backfill, timed).
+//!
+//! The server is the real thing: the release build of `cutover serve` (built before anything is
+//! measured) in its own process, with its default queue workers, on a project directory holding the bench's
+//! configuration. The load generator runs in this process: an open-loop hyper client (requests
+//! scheduled at a fixed rate on 32 keep-alive connections, the latency counted from the
+//! scheduled instant, so a stall is not hidden by waiting; requests more than 2 s overdue are
+//! dropped and counted as errors) at 1,000 requests/s for 10 s per endpoint, then a closed loop
+//! (32 connections, as fast as they go) for the most the server does. Meanwhile a writer opens
+//! and resolves incidents through the API (`CUTOVER_BENCH_SERVER_WRITES` a second, default 4),
+//! so that whatever the server keeps is invalidated at a realistic rate; the table shows how many
+//! writes were made and how many answers came from the server's response cache.
+//! Built in debug mode it re-runs itself in release mode.
 //! Sizes: `CUTOVER_BENCH_SERVER_EVENTS` (default 1,000,000), `CUTOVER_BENCH_SERVER_RATE`
 //! (default 1,000), `CUTOVER_BENCH_SERVER_SECS` (default 10).
 
@@ -28,7 +36,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::json;
 use sqlx::Connection;
 
-use crate::bench::{rerun_in_release, size};
+use crate::bench::{build_cutover, rerun_in_release, size};
 
 /// Rows per INSERT while filling the chain.
 const FILL_BATCH: usize = 2_000;
@@ -63,13 +71,16 @@ pub fn run() -> Result<()> {
     let events = size("CUTOVER_BENCH_SERVER_EVENTS", 1_000_000);
     let rate = size("CUTOVER_BENCH_SERVER_RATE", 1_000);
     let secs = size("CUTOVER_BENCH_SERVER_SECS", 10);
+    // Built before anything is measured, so the server is the current code and no compile runs
+    // next to the measurement.
+    let exe = build_cutover()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     println!("starting a throwaway PostgreSQL cluster…");
     let cluster = crate::pg::start()?;
     let tmp = tempfile::tempdir()?;
-    let result = runtime.block_on(bench(&cluster, tmp.path(), events, rate, secs));
+    let result = runtime.block_on(bench(&exe, &cluster, tmp.path(), events, rate, secs));
     cluster.stop()?;
     result
 }
@@ -252,6 +263,7 @@ async fn records(
 }
 
 async fn bench(
+    exe: &std::path::Path,
     cluster: &crate::pg::PgCluster,
     tmp: &std::path::Path,
     events: usize,
@@ -308,6 +320,14 @@ async fn bench(
     let (_, secret) =
         cutover_server::tokens::create_token(&*store, "bench", TokenScope::Viewer, &[], "bench")
             .await?;
+    let (_, writer) = cutover_server::tokens::create_token(
+        &*store,
+        "bench-writer",
+        TokenScope::Deployer,
+        &[],
+        "bench",
+    )
+    .await?;
     records(&store, events, start, step_us).await?;
     store.close().await;
     // The chain was written straight into the table, past the store: have the store index its
@@ -326,46 +346,212 @@ async fn bench(
     // index-only scans).
     sqlx::query("VACUUM ANALYZE").execute(&mut c).await?;
     c.close().await?;
-    // The store's statements are prepared once per connection; after five executions PostgreSQL
-    // may switch to a generic plan, which for `($n IS NULL OR col = $n)` filters cannot use the
-    // indexes. The second pass forces custom plans to show what that costs.
-    for (label, url) in [
-        ("as configured", url.clone()),
-        (
-            "plan_cache_mode=force_custom_plan",
-            format!("{url}?options[plan_cache_mode]=force_custom_plan"),
-        ),
-    ] {
-        let store: Arc<dyn Store> = Arc::new(PgStore::open(&url).await?);
-        println!("\n== {label} ==");
-        endpoints(store.clone(), tmp, start, &secret, events, rate, secs).await?;
-        store.close().await;
+    let project = tmp.join("project");
+    std::fs::create_dir_all(&project)?;
+    std::fs::write(project.join("cutover.toml"), CONFIG)?;
+    // cutover finds its project as a git work tree.
+    let git = std::process::Command::new("git")
+        .args(["init", "--quiet"])
+        .arg(&project)
+        .status()
+        .context("running git init")?;
+    anyhow::ensure!(git.success(), "git init failed: {git}");
+    let server = Server::start(exe, &project, &url, tmp)?;
+    println!(
+        "server: `cutover serve` (release build, pid {}) on {}",
+        server.pid(),
+        server.addr
+    );
+    let result = endpoints(&server, start, &secret, &writer, events, rate, secs).await;
+    let log = server.stop()?;
+    if result.is_err() {
+        eprintln!("the server's output:\n{log}");
     }
-    Ok(())
+    result
+}
+
+/// `cutover serve` as its own process (the release build next to this executable), on the
+/// bench's database, with its default queue workers, as it runs in production.
+struct Server {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+    log: std::path::PathBuf,
+}
+
+impl Server {
+    fn start(
+        exe: &std::path::Path,
+        project: &std::path::Path,
+        url: &str,
+        tmp: &std::path::Path,
+    ) -> Result<Server> {
+        let log = tmp.join("serve.log");
+        let mut child = std::process::Command::new(exe)
+            .arg("--json")
+            .arg("--project")
+            .arg(project)
+            .arg("--database")
+            .arg(url)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()
+            .with_context(|| format!("starting {}", exe.display()))?;
+        let stdout = child.stdout.take().context("the server's stdout")?;
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+        // Its first document on stdout (pretty-printed JSON) says where it listens, once bound.
+        let mut printed = String::new();
+        let listen: serde_json::Value = loop {
+            match lines.next() {
+                Some(line) => printed.push_str(&line?),
+                None => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    bail!(
+                        "`cutover serve` ended before listening (it printed {printed:?}):\n{}",
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    );
+                }
+            }
+            if let Ok(doc) = serde_json::from_str(&printed) {
+                break doc;
+            }
+        };
+        let addr = listen["listen"]
+            .as_str()
+            .with_context(|| format!("the listen address in {listen}"))?
+            .parse()?;
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Ok(Server { child, addr, log })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Stops the server (SIGTERM, its graceful shutdown) and returns what it logged.
+    fn stop(mut self) -> Result<String> {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.child.try_wait()?.is_none() {
+            if Instant::now() > deadline {
+                self.child.kill()?;
+                self.child.wait()?;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(std::fs::read_to_string(&self.log).unwrap_or_default())
+    }
+}
+
+/// Writes through the API while the load runs: an incident opened, then resolved, `rate` writes
+/// a second, so that every answer the server keeps is invalidated that often. Returns (ok, failed).
+async fn write_while(
+    base: String,
+    token: String,
+    rate: usize,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> (usize, usize) {
+    if rate == 0 {
+        return (0, 0);
+    }
+    let client = client();
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (mut ok, mut failed) = (0, 0);
+    let mut open: Option<i64> = None;
+    while !*stop.borrow() {
+        tick.tick().await;
+        let (path, body) = match open {
+            None => (
+                format!("{base}/api/v1/incidents"),
+                json!({"environment": "production", "summary": "bench: background write"}),
+            ),
+            Some(id) => (format!("{base}/api/v1/incidents/{id}/resolve"), json!({})),
+        };
+        let Ok(req) = hyper::Request::post(path)
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_string())))
+        else {
+            failed += 1;
+            continue;
+        };
+        let answer = match client.request(req).await {
+            Ok(resp) if resp.status().is_success() => resp
+                .into_body()
+                .collect()
+                .await
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b.to_bytes()).ok()),
+            _ => None,
+        };
+        match answer {
+            Some(doc) => {
+                ok += 1;
+                open = match open {
+                    None => doc
+                        .pointer("/incident/id")
+                        .or_else(|| doc.get("id"))
+                        .and_then(serde_json::Value::as_i64),
+                    Some(_) => None,
+                };
+            }
+            None => {
+                failed += 1;
+                open = None;
+            }
+        }
+    }
+    (ok, failed)
+}
+
+/// The server's response-cache counters (hits, misses) from `/metrics`.
+async fn cache_counters(base: &str, token: &str) -> (u64, u64) {
+    let client = client();
+    let Ok(req) = hyper::Request::get(format!("{base}/metrics"))
+        .header("authorization", format!("Bearer {token}"))
+        .body(Full::new(Bytes::new()))
+    else {
+        return (0, 0);
+    };
+    let Ok(resp) = client.request(req).await else {
+        return (0, 0);
+    };
+    let Ok(body) = resp.into_body().collect().await else {
+        return (0, 0);
+    };
+    let text = String::from_utf8_lossy(&body.to_bytes()).into_owned();
+    let count = |result: &str| {
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(&format!(
+                    "cutover_response_cache_total{{result=\"{result}\"}} "
+                ))
+            })
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (count("hit"), count("miss"))
 }
 
 async fn endpoints(
-    store: Arc<dyn Store>,
-    tmp: &std::path::Path,
+    server: &Server,
     start: chrono::DateTime<Utc>,
     secret: &str,
+    writer: &str,
     events: usize,
     rate: usize,
     secs: usize,
 ) -> Result<()> {
-    let config =
-        cutover_config::load_str::<&str, &str>(CONFIG, std::path::Path::new("cutover.toml"), &[])?;
-    let state = cutover_server::ServerState::new(store, config, tmp.to_owned(), false);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let router = cutover_server::app(state.clone());
-    let server = tokio::spawn(async move {
-        cutover_server::serve(listener, &state, router, async {
-            let _ = stopped.await;
-        })
-        .await
-    });
+    let addr = server.addr;
+    let base = format!("http://{addr}");
+    let write_rate = size("CUTOVER_BENCH_SERVER_WRITES", 4);
     // Half-way through the year: the replay covers half of the history.
     let mid =
         (start + chrono::Duration::days(182)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -378,16 +564,33 @@ async fn endpoints(
         ),
     ];
     println!(
-        "{events} audit events on PostgreSQL; open loop at {rate} req/s for {secs} s per endpoint, {CONNECTIONS} connections"
+        "{events} audit events on PostgreSQL; open loop at {rate} req/s for {secs} s per endpoint, {CONNECTIONS} connections; \
+         {write_rate} writes/s through the API meanwhile (incident open/resolve)"
     );
     println!(
-        "{:<10} {:>9} {:>9} {:>9} {:>11} {:>8} | {:>14}",
-        "endpoint", "p50 ms", "p99 ms", "max ms", "achieved/s", "errors", "closed-loop/s"
+        "{:<10} {:>9} {:>9} {:>9} {:>11} {:>8} {:>7} {:>13} | {:>14}",
+        "endpoint",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "achieved/s",
+        "errors",
+        "writes",
+        "cache hit/miss",
+        "closed-loop/s"
     );
     for (name, path) in &endpoints {
-        let uri = format!("http://{addr}{path}");
+        let uri = format!("{base}{path}");
         // Warm up (connections, caches, prepared statements: more than five executions each).
         let _ = open_loop(&uri, secret, 100, Duration::from_secs(1)).await?;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let writes = tokio::spawn(write_while(
+            base.clone(),
+            writer.to_owned(),
+            write_rate,
+            stopped,
+        ));
+        let (hits0, misses0) = cache_counters(&base, secret).await;
         let r = open_loop(
             &uri,
             secret,
@@ -395,14 +598,30 @@ async fn endpoints(
             Duration::from_secs(u64::try_from(secs)?),
         )
         .await?;
+        let (hits1, misses1) = cache_counters(&base, secret).await;
         let max = closed_loop(&uri, secret, Duration::from_secs(5)).await?;
+        let _ = stop.send(true);
+        let (written, write_failures) = writes.await?;
         println!(
-            "{name:<10} {:>9.2} {:>9.2} {:>9.2} {:>11.0} {:>8} | {:>14.0}",
-            r.p50_ms, r.p99_ms, r.max_ms, r.achieved, r.errors, max
+            "{name:<10} {:>9.2} {:>9.2} {:>9.2} {:>11.0} {:>8} {:>7} {:>13} | {:>14.0}",
+            r.p50_ms,
+            r.p99_ms,
+            r.max_ms,
+            r.achieved,
+            r.errors,
+            if write_failures == 0 {
+                written.to_string()
+            } else {
+                format!("{written}+{write_failures}!")
+            },
+            format!(
+                "{}/{}",
+                hits1.saturating_sub(hits0),
+                misses1.saturating_sub(misses0)
+            ),
+            max
         );
     }
-    let _ = stop.send(());
-    server.await??;
     Ok(())
 }
 

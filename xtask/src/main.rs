@@ -47,9 +47,15 @@ enum Cmd {
     Bench {
         #[arg(value_enum)]
         what: Bench,
-        /// `db` only: the size of each generated database in MB (default 1024).
-        #[arg(long, value_name = "MB")]
-        size_mb: Option<u64>,
+        /// `db` only: the size of each generated database, such as `1G` (the default) or `256M`.
+        #[arg(long, value_name = "SIZE")]
+        size: Option<String>,
+        /// `db` only: how many interleaved runs of each pair (default 4).
+        #[arg(long, value_name = "N")]
+        runs: Option<usize>,
+        /// `db` only: measure one engine (`postgres` or `sqlite`) instead of both.
+        #[arg(long, value_name = "ENGINE")]
+        engine: Option<String>,
     },
 }
 
@@ -91,8 +97,13 @@ fn main() -> std::process::ExitCode {
         Cmd::Codegen { check } => codegen::run(check),
         Cmd::Test { args } => test::run(&args),
         Cmd::Pg { cmd } => test::with_pg(&cmd),
-        Cmd::Bench { what, size_mb } => match what {
-            Bench::Db => bench_db::run(size_mb).map(|()| 0),
+        Cmd::Bench {
+            what,
+            size,
+            runs,
+            engine,
+        } => match what {
+            Bench::Db => bench_db::run(size.as_deref(), runs, engine.as_deref()).map(|()| 0),
             Bench::Audit => bench_audit::run().map(|()| 0),
             Bench::Bom => bench_bom::run().map(|()| 0),
             Bench::Plan => bench_plan::run().map(|()| 0),

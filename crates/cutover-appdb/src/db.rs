@@ -739,7 +739,10 @@ async fn run_pg_statements(
     script: &str,
     reverting: bool,
 ) -> Result<(), AppDbError> {
-    for (i, st) in migrations::split_statements(script).iter().enumerate() {
+    for (i, st) in migrations::split_statements(script, migrations::Dialect::Postgres)
+        .iter()
+        .enumerate()
+    {
         if let Err(e) = sqlx::raw_sql(st.text).execute(&mut *c).await {
             // The error's position is within the statement: shift it to the script.
             let before = script[..st.offset.min(script.len())].chars().count();
@@ -919,7 +922,10 @@ async fn run_sqlite_statements(
     path: &str,
     script: &str,
 ) -> Result<(), (usize, AppDbError)> {
-    for (i, st) in migrations::split_statements(script).into_iter().enumerate() {
+    for (i, st) in migrations::split_statements(script, migrations::Dialect::Sqlite)
+        .into_iter()
+        .enumerate()
+    {
         if let Err(e) = sqlx::raw_sql(st.text).execute(&mut *c).await {
             let message = match &e {
                 sqlx::Error::Database(d) => d.message().to_owned(),

@@ -102,7 +102,7 @@ pub enum AppDbError {
     #[error("recovery point {}: {message}", path.display())]
     BadRecoveryPoint { path: PathBuf, message: String },
     #[error(
-        "recovery point {}: its digest no longer matches: the manifest says sha256:{expected}, the file has sha256:{actual}; nothing was restored",
+        "recovery point {}: its digest no longer matches: the manifest says {expected}, the file has {actual}; nothing was restored",
         path.display()
     )]
     DigestMismatch {
@@ -177,8 +177,15 @@ impl AppDbError {
             AppDbError::Tool { program, .. } => {
                 format!("check that `{program}` is installed and matches the server's major version")
             }
-            AppDbError::DigestMismatch { .. } => {
-                "the file was changed or damaged after it was taken; use another recovery point".into()
+            AppDbError::DigestMismatch { path, expected, .. } => {
+                let tool = match expected.split_once(':') {
+                    Some(("sha256", _)) => "sha256sum",
+                    _ => "b3sum",
+                };
+                format!(
+                    "the file was changed or damaged after it was taken (`{tool} {}` shows its digest); use another recovery point",
+                    path.display()
+                )
             }
             AppDbError::NoRecoveryPoint(_) => "take one with `cutover db snapshot ENV`".into(),
             AppDbError::DrillFailed { .. } | AppDbError::DrillEmpty { .. } => {

@@ -4,6 +4,7 @@
 //!
 //! Modules: [`migrations`] (files, markers, checksums, statements; pure), `db` (connections, the
 //! history table `cutover_migrations` in the application database, status/plan/migrate/rollback),
+//! [`split`] (a script's statements, by each engine's lexical rules),
 //! [`recovery`] (recovery points: `pg_dump -Fc` / the SQLite online backup API, manifests with
 //! digests, restore, drill). Nothing here prints; every error says where and what to do.
 
@@ -11,6 +12,7 @@ mod db;
 mod error;
 pub mod migrations;
 pub mod recovery;
+pub mod split;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

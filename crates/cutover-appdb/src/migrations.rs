@@ -9,10 +9,10 @@
 //! SQLite's `VACUUM`): the migration then runs statement by statement, each committing on its
 //! own, and is recorded only once all succeeded. A failure leaves it recorded as not applied and
 //! says that the statements before the failing one stay applied (write such migrations so that
-//! they can run again: `IF NOT EXISTS`, one statement per migration). Dollar-quoted bodies
-//! (`$$ … $$`) holding `;` are not split correctly there; keep functions in transactional
-//! migrations. A down file asks for the same with a `-- cutover:no-transaction` line among its
-//! leading comments.
+//! they can run again: `IF NOT EXISTS`, one statement per migration). The statements are found
+//! by [`crate::split`], which keeps dollar-quoted bodies and other quoted text holding `;` whole.
+//! A down file asks for the same with a `-- cutover:no-transaction` line among its leading
+//! comments.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::AppDbError;
+pub use crate::split::{Dialect, Statement, split_statements};
 
 /// When a migration runs around a deployment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -403,116 +404,6 @@ pub fn line_of_byte(text: &str, offset: usize) -> usize {
         + 1
 }
 
-/// One statement of a script: its byte offset in the script and its text (without the `;`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Statement<'a> {
-    pub offset: usize,
-    pub text: &'a str,
-}
-
-/// Splits an SQLite script into statements at top-level `;`, skipping quotes ('', "", ``, []),
-/// comments, and `CREATE TRIGGER … BEGIN … END` bodies. Empty statements (only whitespace and
-/// comments) are dropped.
-#[must_use]
-pub fn split_statements(sql: &str) -> Vec<Statement<'_>> {
-    let b = sql.as_bytes();
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            q @ (b'\'' | b'"' | b'`') => {
-                i += 1;
-                while i < b.len() {
-                    if b[i] == q {
-                        if b.get(i + 1) == Some(&q) {
-                            i += 2;
-                            continue;
-                        }
-                        break;
-                    }
-                    i += 1;
-                }
-                i += 1;
-            }
-            b'[' => {
-                while i < b.len() && b[i] != b']' {
-                    i += 1;
-                }
-                i += 1;
-            }
-            b'-' if b.get(i + 1) == Some(&b'-') => {
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'/' if b.get(i + 1) == Some(&b'*') => {
-                i += 2;
-                while i + 1 < b.len() && !(b[i] == b'*' && b[i + 1] == b'/') {
-                    i += 1;
-                }
-                i += 2;
-            }
-            b';' => {
-                let text = &sql[start..i];
-                if !is_trigger(text) || ends_with_end(text) {
-                    push_statement(&mut out, sql, start, i);
-                    start = i + 1;
-                }
-                i += 1;
-            }
-            _ => i += 1,
-        }
-    }
-    push_statement(&mut out, sql, start, b.len().min(sql.len()));
-    out
-}
-
-fn push_statement<'a>(out: &mut Vec<Statement<'a>>, sql: &'a str, start: usize, end: usize) {
-    let start = start.min(sql.len());
-    let end = end.clamp(start, sql.len());
-    let text = &sql[start..end];
-    // Statements that hold only comments are not sent (SQLite would reject an empty one).
-    let meaningful = strip_comments(text);
-    if meaningful.trim().is_empty() {
-        return;
-    }
-    let lead = text.len() - text.trim_start().len();
-    out.push(Statement {
-        offset: start + lead,
-        text: text.trim(),
-    });
-}
-
-fn strip_comments(text: &str) -> String {
-    let mut out = String::new();
-    for line in text.lines() {
-        let l = line.trim_start();
-        if !l.starts_with("--") {
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    out
-}
-
-fn words(text: &str) -> Vec<String> {
-    strip_comments(text)
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .filter(|w| !w.is_empty())
-        .map(str::to_ascii_uppercase)
-        .collect()
-}
-
-fn is_trigger(text: &str) -> bool {
-    let w = words(text);
-    w.first().is_some_and(|f| f == "CREATE") && w.iter().take(4).any(|x| x == "TRIGGER")
-}
-
-fn ends_with_end(text: &str) -> bool {
-    words(text).last().is_some_and(|w| w == "END")
-}
-
 /// Where a migration error points, from SQLite's `near "TOKEN": …` message, searched in the
 /// statement (byte offset into the statement).
 #[must_use]
@@ -607,20 +498,6 @@ mod tests {
     }
 
     #[test]
-    fn statements_split_outside_quotes_comments_and_triggers() {
-        let sql = "-- cutover:phase expand\ncreate table t(x text default ';');\n/* ; */ insert into t values ('a;b');\ncreate trigger tr after insert on t begin update t set x = 'c'; end;\n-- trailing;\n";
-        let s = split_statements(sql);
-        assert_eq!(s.len(), 3, "{s:?}");
-        assert!(
-            s[0].text
-                .starts_with("-- cutover:phase expand\ncreate table")
-        );
-        assert!(s[2].text.starts_with("create trigger"));
-        assert!(s[2].text.ends_with("end"));
-        assert_eq!(line_of_byte(sql, s[1].offset), 3);
-    }
-
-    #[test]
     fn positions() {
         assert_eq!(line_col_of_char("ab\ncd\nef", 5), (2, 2));
         assert_eq!(line_col_of_char("ab", 1), (1, 1));
@@ -653,17 +530,6 @@ mod tests {
             // The body may hold a bad directive among the leading comments; else the phase holds.
             if let Ok(h) = parse_header(&text) {
                 prop_assert_eq!(h.phase.as_str(), phase);
-            }
-        }
-
-        #[test]
-        fn splitter_never_panics_and_keeps_order(sql in "[a-z ;'\"\\-\\n/*\\[\\]]{0,120}") {
-            let s = split_statements(&sql);
-            let mut last = 0;
-            for st in &s {
-                prop_assert!(st.offset >= last);
-                prop_assert!(sql[st.offset..].starts_with(st.text));
-                last = st.offset;
             }
         }
     }

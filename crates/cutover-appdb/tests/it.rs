@@ -10,6 +10,9 @@ use std::time::Duration;
 use cutover_appdb::{AppDb, AppDbError, Engine, Phase, Selection, recovery};
 use sqlx::Connection as _;
 
+#[path = "it/split.rs"]
+mod split;
+
 struct Fx {
     dir: tempfile::TempDir,
     db: AppDb,
@@ -460,7 +463,14 @@ async fn recovery_point_restore_and_drill(fx: Fx) {
     );
     let manifest = recovery::load_manifest(&point.manifest_path()).unwrap();
     assert_eq!(manifest, point);
-    assert_eq!(point.sha256.len(), 64);
+    // New points carry a BLAKE3 digest (what `b3sum FILE` prints), named in the manifest.
+    assert_eq!(point.algorithm, recovery::DigestAlgorithm::Blake3);
+    let bytes = std::fs::read(point.path()).unwrap();
+    assert_eq!(point.digest, blake3::hash(&bytes).to_hex().as_str());
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(point.manifest_path()).unwrap()).unwrap();
+    assert_eq!(json["algorithm"], "blake3");
+    assert_eq!(json["digest"], point.digest.as_str());
 
     // Changes after the point, including a table an expand migration created.
     fx.write(
@@ -565,7 +575,7 @@ async fn recovery_points_are_pruned_and_audited() {
     let ev = recovery::record(&*store, "tester", &point).await.unwrap();
     assert_eq!(ev.action, "db.recovery_point");
     assert_eq!(ev.subject, "env:staging");
-    assert_eq!(ev.payload["sha256"], point.sha256);
+    assert_eq!(ev.payload["digest"], format!("blake3:{}", point.digest));
 }
 
 #[test]
@@ -683,6 +693,50 @@ async fn no_transaction_migrations_on_postgres() {
         .await;
     assert_eq!(fx.db.migrate(&all, None, None).await.unwrap().len(), 1);
     assert_eq!(fx.versions().await, [1, 2, 3]);
+}
+
+/// A no-transaction migration whose function bodies hold `;` (`$$ … $$`, `$tag$ … $tag$`)
+/// runs each statement whole; an error after them still names its file and line.
+#[tokio::test]
+async fn no_transaction_migrations_keep_function_bodies_whole() {
+    let fx = pg_fx().await.unwrap();
+    fx.write("0001_notes.up.sql", NOTES_UP);
+    fx.write(
+        "0002_touch.up.sql",
+        "-- cutover:phase expand\n-- cutover:no-transaction\nCREATE FUNCTION notes_count() RETURNS bigint AS $$\nDECLARE n bigint;\nBEGIN\n  SELECT count(*) INTO n FROM notes; -- counted;\n  RETURN n;\nEND;\n$$ LANGUAGE plpgsql;\nCREATE FUNCTION notes_label() RETURNS text AS $fn$ SELECT 'a;b' || $$;$$ $fn$ LANGUAGE sql;\nCREATE INDEX CONCURRENTLY IF NOT EXISTS notes_body ON notes (body);\n",
+    );
+    let all = fx.db.load_migrations().unwrap();
+    assert!(all[1].no_transaction);
+    fx.db.migrate(&all, None, None).await.unwrap();
+    assert_eq!(fx.versions().await, [1, 2]);
+    fx.exec("INSERT INTO notes (id, body) VALUES (1, 'x'), (2, 'y')")
+        .await;
+    assert_eq!(fx.count("SELECT notes_count()").await, 2);
+    assert_eq!(
+        fx.count("SELECT count(*) FROM notes WHERE notes_label() = 'a;b;'")
+            .await,
+        2
+    );
+
+    fx.write(
+        "0003_broken.up.sql",
+        "-- cutover:phase expand\n-- cutover:no-transaction\nCREATE FUNCTION ok() RETURNS int AS $$ SELECT 1; $$ LANGUAGE sql;\n\nSELECT 'x;y' FROM no_such_table;\n",
+    );
+    let all = fx.db.load_migrations().unwrap();
+    let e = fx.db.migrate(&all, None, None).await.unwrap_err();
+    let AppDbError::PartiallyApplied {
+        path,
+        line,
+        applied,
+        ..
+    } = &e
+    else {
+        panic!("{e:?}");
+    };
+    assert!(path.ends_with("0003_broken.up.sql"), "{path}");
+    assert_eq!((*line, *applied), (5, 1), "{e}");
+    assert!(e.to_string().contains("no_such_table"), "{e}");
+    assert_eq!(fx.versions().await, [1, 2]);
 }
 
 /// SQLite knows statements that refuse a transaction too (`VACUUM`).

@@ -273,7 +273,7 @@ pub(crate) async fn before_switch(run: &mut Run<'_>) -> DbResult {
             end_step(
                 run,
                 rp,
-                json!({ "ok": true, "id": point.id, "file": point.file, "sha256": point.sha256, "size": point.size }),
+                json!({ "ok": true, "id": point.id, "file": point.file, "digest": point.digest_label(), "size": point.size }),
                 recovery::audit_of(&run.eng.actor, &point),
             )
             .await?;
@@ -330,7 +330,7 @@ async fn drill_step(
     let id = begin_step(
         run,
         "drill",
-        json!({ "recovery_point": point.id, "sha256": point.sha256, "query": drill.query, "on_failure": on_failure }),
+        json!({ "recovery_point": point.id, "digest": point.digest_label(), "query": drill.query, "on_failure": on_failure }),
     )
     .await?;
     let subject = format!("env:{}", run.dep.environment);
@@ -366,7 +366,7 @@ async fn drill_step(
             &run.eng.actor,
             if r.is_ok() { "db.drill" } else { "db.drill.fail" },
             subject,
-            json!({ "environment": run.dep.environment, "version": run.release.version, "id": point.id, "sha256": point.sha256, "ok": r.is_ok(), "rows": rows, "error": error, "on_failure": on_failure }),
+            json!({ "environment": run.dep.environment, "version": run.release.version, "id": point.id, "digest": point.digest_label(), "ok": r.is_ok(), "rows": rows, "error": error, "on_failure": on_failure }),
         ),
     )
     .await?;
@@ -583,7 +583,7 @@ async fn revert(run: &mut Run<'_>, db: &AppDb) -> DbResult {
         let id = begin_step(
             run,
             "recovery_point",
-            json!({ "restore": point.id, "sha256": point.sha256, "instead_of_down": names }),
+            json!({ "restore": point.id, "digest": point.digest_label(), "instead_of_down": names }),
         )
         .await?;
         run.say(format!(
@@ -600,7 +600,7 @@ async fn revert(run: &mut Run<'_>, db: &AppDb) -> DbResult {
                 &run.eng.actor,
                 if ok { "db.restore" } else { "db.restore.fail" },
                 format!("env:{}", run.dep.environment),
-                json!({ "environment": run.dep.environment, "id": point.id, "sha256": point.sha256, "error": r.as_ref().err().map(ToString::to_string) }),
+                json!({ "environment": run.dep.environment, "id": point.id, "digest": point.digest_label(), "error": r.as_ref().err().map(ToString::to_string) }),
             ),
         )
         .await?;

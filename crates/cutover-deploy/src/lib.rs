@@ -10,7 +10,8 @@
 //! reports, woken by `ControlState::reports`.
 //!
 //! Modules: [`desired`] (configuration → desired state), [`observe`] (reports and waiting),
-//! [`lock`] (the environment lease), [`smoke`] (smoke commands), [`proof`] (proof-of-delivery
+//! [`lock`] (the environment lease), [`pipeline`] (queue jobs ↔ their deployments),
+//! [`smoke`] (smoke commands), [`proof`] (proof-of-delivery
 //! predicate and signing), `run` (recording a deployment: transitions, switches), `flow`
 //! (validation and driving; `flow::steps`, `flow::strategy`, `flow::recover` for the recorded
 //! steps, the strategies, and rollback/resume). The pure rules (states, batches, canary
@@ -22,6 +23,7 @@ mod error;
 mod flow;
 pub mod lock;
 pub mod observe;
+pub mod pipeline;
 pub mod proof;
 mod run;
 pub mod smoke;
@@ -162,6 +164,20 @@ impl Engine {
         progress: &dyn Fn(Progress),
     ) -> Result<DeployOutcome, DeployError> {
         flow::deploy(self, req, progress).await
+    }
+
+    /// As [`Engine::deploy`], for queue job `job` (recorded with the deployment). When an
+    /// earlier attempt of the job already created its deployment (its process was killed), that
+    /// one is adopted instead of starting another: a finished one gives its outcome, an
+    /// unfinished one is resumed once the environment's lock is free (whoever holds it, such as
+    /// the resume at a server's start, drives it meanwhile). See [`pipeline`].
+    pub async fn deploy_for_job(
+        &self,
+        req: DeployRequest,
+        job: i64,
+        progress: &dyn Fn(Progress),
+    ) -> Result<DeployOutcome, DeployError> {
+        flow::deploy_for_job(self, req, job, progress).await
     }
 
     /// Goes back to `to` (or to the release live before the current one). When it still runs

@@ -9,7 +9,9 @@
 //!
 //! The argv is built from a typed payload (never a shell string); an unreadable payload fails
 //! the job for good. Exit 0 completes the job with the command's JSON; exit 1 (ran and failed)
-//! and 2 (bad input) fail it for good; anything else (killed, crashed) is retried.
+//! and 2 (bad input) fail it for good; anything else (killed, crashed) is retried. A retried
+//! `deploy` job takes over the deployment its earlier attempt created (`--job`, see
+//! [`job_argv`]) instead of deploying again.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -120,6 +122,17 @@ pub fn argv(kind: &str, p: &PipelinePayload) -> Result<Vec<String>, String> {
         if value.starts_with('-') || value.is_empty() {
             return Err(format!("environment {value:?} is not a valid name"));
         }
+    }
+    Ok(args)
+}
+
+/// The argv of [`argv`] for the run of job `job`: a `deploy` names its job (`--job ID`), so that
+/// when the job runs again after its worker died, the deployment its earlier attempt created is
+/// adopted instead of a second one started (`cutover_deploy::pipeline`).
+pub fn job_argv(kind: &str, p: &PipelinePayload, job: i64) -> Result<Vec<String>, String> {
+    let mut args = argv(kind, p)?;
+    if kind == DEPLOY_KIND {
+        args.extend(["--job".into(), job.to_string()]);
     }
     Ok(args)
 }
@@ -252,7 +265,8 @@ impl JobHandler for PipelineHandler {
             serde_json::from_value(job.payload.clone()).map_err(|e| {
                 JobError::permanent(format!("unreadable {} job payload: {e}", job.kind), None)
             })?;
-        let args = argv(&job.kind, &payload).map_err(|e| JobError::permanent(e, None))?;
+        let args =
+            job_argv(&job.kind, &payload, job.id).map_err(|e| JobError::permanent(e, None))?;
         if job.kind == SHIP_KIND
             && let Some(commit) = &payload.commit
         {
@@ -361,6 +375,15 @@ mod tests {
             ["promote", "staging", "production", "--wait"]
         );
         assert!(argv("check", &p).is_err());
+        // Only a deploy names its job (the deployment's link to it).
+        assert_eq!(
+            job_argv(DEPLOY_KIND, &payload("staging"), 7).unwrap()[5..],
+            ["-m", "merge #12", "--job", "7"]
+        );
+        assert_eq!(
+            job_argv(PROMOTE_KIND, &p, 7).unwrap(),
+            argv(PROMOTE_KIND, &p).unwrap()
+        );
         assert!(argv(SHIP_KIND, &payload("--force")).is_err());
     }
 

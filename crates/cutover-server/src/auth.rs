@@ -15,10 +15,11 @@ use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use cutover_store::{ApiToken, TokenScope};
+use cutover_store::{ApiToken, DataVersion, TokenScope};
 use subtle::ConstantTimeEq as _;
 
 use crate::ServerState;
+use crate::cache::RequestVersion;
 use crate::error::ApiError;
 use crate::tokens::{hash_secret, looks_like_token};
 
@@ -181,10 +182,11 @@ pub async fn authenticate(
             ),
         );
     };
-    let token = match lookup(&state, presented.secret()).await {
+    let (token, version) = match lookup(&state, presented.secret()).await {
         Ok(t) => t,
         Err((reason, e)) => return fail(&state, reason, e),
     };
+    req.extensions_mut().insert(RequestVersion(version));
     let principal = Principal::Token(token.clone());
     if let Some(scope) = needed_scope(req.method(), &path)
         && let Err(e) = principal.require(scope, None)
@@ -224,7 +226,11 @@ fn fail(state: &ServerState, reason: &str, e: ApiError) -> Response {
     e.into_response()
 }
 
-async fn lookup(state: &ServerState, secret: &str) -> Result<ApiToken, (&'static str, ApiError)> {
+/// The token whose secret is `secret`, and the data version read with it (one round trip).
+async fn lookup(
+    state: &ServerState,
+    secret: &str,
+) -> Result<(ApiToken, Option<DataVersion>), (&'static str, ApiError)> {
     let unknown = || {
         (
             "unknown",
@@ -236,12 +242,14 @@ async fn lookup(state: &ServerState, secret: &str) -> Result<ApiToken, (&'static
         return Err(unknown());
     }
     let hash = hash_secret(secret);
-    let token = state
+    // Read on every request, never kept: a token revoked through any replica is refused by
+    // every replica at once.
+    let (token, version) = state
         .store
-        .find_api_token(&hash)
+        .find_api_token_versioned(&hash)
         .await
-        .map_err(|e| ("store", ApiError::from(e)))?
-        .ok_or_else(unknown)?;
+        .map_err(|e| ("store", ApiError::from(e)))?;
+    let token = token.ok_or_else(unknown)?;
     // The lookup is by hash; compare again in constant time so that no timing of the database's
     // index comparison is the only check.
     if !bool::from(token.token_hash.as_bytes().ct_eq(hash.as_bytes())) {
@@ -253,7 +261,7 @@ async fn lookup(state: &ServerState, secret: &str) -> Result<ApiToken, (&'static
             ApiError::unauthorized(format!("the API token `{}` was revoked", token.name)),
         ));
     }
-    Ok(token)
+    Ok((token, version))
 }
 
 #[cfg(test)]

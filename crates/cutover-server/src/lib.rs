@@ -15,6 +15,7 @@
 pub mod api;
 pub mod auth;
 pub mod body;
+pub mod cache;
 pub mod error;
 pub mod jobs;
 pub mod metrics;
@@ -57,6 +58,8 @@ pub struct ServerState {
     /// GET requests need no token (`cutover serve --public-read`).
     pub public_read: bool,
     pub metrics: Arc<Metrics>,
+    /// The read endpoints' answers per data version ([`cache`]); shared by clones.
+    pub cache: Arc<cache::ResponseCache>,
     /// Cancelled by [`serve`] when its shutdown signal fires. Long-lived responses mounted beside
     /// the API (the dashboard's server-sent events: give them a clone) end on it, so that they
     /// never hold the graceful shutdown up.
@@ -109,6 +112,7 @@ impl ServerState {
             control,
             public_read,
             metrics: Arc::new(Metrics::default()),
+            cache: Arc::new(cache::ResponseCache::default()),
             shutdown: tokio_util::sync::CancellationToken::new(),
         }
     }

@@ -37,6 +37,8 @@ struct Counters {
     latency: BTreeMap<String, Histogram>,
     auth_failures: BTreeMap<String, u64>,
     rejections: BTreeMap<String, u64>,
+    cache_hits: u64,
+    cache_misses: u64,
 }
 
 /// This process's counters.
@@ -59,6 +61,17 @@ impl Metrics {
     /// Counts a refused authentication (`missing`, `unknown`, `revoked`, `malformed`, `scope`).
     pub fn auth_failure(&self, reason: &str) {
         self.with(|c| *c.auth_failures.entry(reason.to_owned()).or_default() += 1);
+    }
+
+    /// Counts an answer of a cached endpoint: from the cache (`hit`) or computed.
+    pub fn cache(&self, hit: bool) {
+        self.with(|c| {
+            if hit {
+                c.cache_hits += 1;
+            } else {
+                c.cache_misses += 1;
+            }
+        });
     }
 
     /// Counts a finished request.
@@ -103,9 +116,10 @@ impl Metrics {
                 c.latency.clone(),
                 c.auth_failures.clone(),
                 c.rejections.clone(),
+                (c.cache_hits, c.cache_misses),
             )
         });
-        let (requests, latency, auth, rejections) = c;
+        let (requests, latency, auth, rejections, (hits, misses)) = c;
         let mut out = String::new();
         out.push_str("# HELP cutover_http_requests_total HTTP requests answered, by route template, method and status.\n");
         out.push_str("# TYPE cutover_http_requests_total counter\n");
@@ -164,6 +178,13 @@ impl Metrics {
                 escape(code)
             );
         }
+        out.push_str("# HELP cutover_response_cache_total Answers of the cached read endpoints, from the cache (hit) or computed (miss).\n");
+        out.push_str("# TYPE cutover_response_cache_total counter\n");
+        let _ = writeln!(out, "cutover_response_cache_total{{result=\"hit\"}} {hits}");
+        let _ = writeln!(
+            out,
+            "cutover_response_cache_total{{result=\"miss\"}} {misses}"
+        );
         out
     }
 }

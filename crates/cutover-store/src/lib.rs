@@ -34,6 +34,15 @@ pub use switches::{
 };
 pub use url::{Target, parse_target, redact_url};
 
+/// What [`Store::data_version`] returns: on PostgreSQL the text of the current transaction
+/// snapshot (`pg_current_snapshot()`, `xmin:xmax:xip…`), which changes when any transaction that
+/// writes starts (it takes the next xid) and again when it ends (it leaves the in-progress list),
+/// in any database of the cluster: equal values mean no commit happened in between. This covers
+/// every write, audited or not (heartbeats, observations, job claims), unlike the audit log's
+/// head.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DataVersion(pub String);
+
 /// Where the embedded default store lives, relative to the project directory.
 pub const DEFAULT_SQLITE_PATH: &str = ".cutover/state.db";
 
@@ -239,6 +248,24 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// The token whose secret hashes to `token_hash` (revoked ones too: the caller says why it
     /// refuses).
     async fn find_api_token(&self, token_hash: &str) -> Result<Option<ApiToken>, StoreError>;
+    /// A value that changes whenever a write commits anywhere in the database, read fresh from
+    /// the database (so it is the same for every replica): two reads that return the same value
+    /// saw exactly the same committed data in between. `None` when the backend has no such value
+    /// (SQLite): then nothing may be cached by it. See [`DataVersion`].
+    async fn data_version(&self) -> Result<Option<DataVersion>, StoreError> {
+        Ok(None)
+    }
+    /// [`Store::find_api_token`] and [`Store::data_version`] in one round trip (read in one
+    /// statement, so the token is exactly as of that version).
+    async fn find_api_token_versioned(
+        &self,
+        token_hash: &str,
+    ) -> Result<(Option<ApiToken>, Option<DataVersion>), StoreError> {
+        Ok((
+            self.find_api_token(token_hash).await?,
+            self.data_version().await?,
+        ))
+    }
     /// Records that a token was used. Not audited (it changes nothing anyone acts on).
     async fn touch_api_token(&self, id: i64, at: Timestamp) -> Result<(), StoreError>;
     /// The seq of the last audit event notification channel `channel` has handled; 0 before the first.

@@ -122,6 +122,9 @@ impl PgStore {
 
     // --- the queue's backend hooks (see `crate::queue`) ---
 
+    /// The SQL expression of [`crate::Store::data_version`] (see [`crate::DataVersion`]).
+    const DATA_VERSION: Option<&'static str> = Some("pg_current_snapshot()::text");
+
     const CLAIM_FROM: &'static str = "jobs j";
     /// Concurrent claimers skip each other's candidate rows instead of queueing behind them.
     const CLAIM_LOCK: &'static str = "FOR UPDATE SKIP LOCKED";

@@ -93,7 +93,7 @@ macro_rules! impl_store {
             use super::*;
             use $crate::records::*;
             use $crate::sql::*;
-            use $crate::{Store, StoreError};
+            use $crate::{DataVersion, Store, StoreError};
 
             type Tx = sqlx::Transaction<'static, $db>;
 
@@ -1235,6 +1235,41 @@ macro_rules! impl_store {
                         .await
                         .map_err(read_err("reading an API token"))?;
                     row.as_ref().map(api_token_of).transpose()
+                }
+
+                async fn data_version(&self) -> Result<Option<DataVersion>, StoreError> {
+                    let Some(expr) = <$store>::DATA_VERSION else {
+                        return Ok(None);
+                    };
+                    let row = sqlx::query(&format!("SELECT {expr} AS data_version"))
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(read_err("reading the data version"))?;
+                    Ok(Some(DataVersion(col(&row, "data_version")?)))
+                }
+
+                async fn find_api_token_versioned(
+                    &self,
+                    token_hash: &str,
+                ) -> Result<(Option<ApiToken>, Option<DataVersion>), StoreError> {
+                    let Some(expr) = <$store>::DATA_VERSION else {
+                        return Ok((self.find_api_token(token_hash).await?, None));
+                    };
+                    // One row whether or not the token exists: the version comes either way.
+                    let row = sqlx::query(&format!(
+                        "SELECT t.*, {expr} AS data_version \
+                         FROM (SELECT 1) AS one LEFT JOIN api_tokens t ON t.token_hash = $1"
+                    ))
+                    .bind(token_hash)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(read_err("reading an API token"))?;
+                    let version = DataVersion(col(&row, "data_version")?);
+                    let token = match col::<Option<i64>>(&row, "id")? {
+                        Some(_) => Some(api_token_of(&row)?),
+                        None => None,
+                    };
+                    Ok((token, Some(version)))
                 }
 
                 async fn touch_api_token(&self, id: i64, at: Timestamp) -> Result<(), StoreError> {

@@ -118,6 +118,10 @@ impl SqliteStore {
 
     /// Without statistics SQLite would read the claim through `jobs_state` and sort the whole
     /// backlog; the rank index gives the next job in one step whatever the backlog.
+    /// SQLite has no database-wide version readable by every connection (`PRAGMA data_version`
+    /// is per connection): nothing is cached by it.
+    const DATA_VERSION: Option<&'static str> = None;
+
     const CLAIM_FROM: &'static str = "jobs j INDEXED BY jobs_claim";
     /// The claim's row lock: none needed, the write transaction holds the database.
     const CLAIM_LOCK: &'static str = "";

@@ -353,6 +353,11 @@ pub struct DeployArgs {
     /// Deploy through a freeze window; the reason is recorded in the audit log.
     #[arg(long, value_name = "REASON")]
     pub override_freeze: Option<String>,
+    /// The queue job this deployment is for (set by the queue's workers): an earlier attempt's
+    /// deployment of the job is adopted (finished: its outcome; unfinished: resumed), never
+    /// deployed twice.
+    #[arg(long, value_name = "ID", conflicts_with = "resume")]
+    pub job: Option<i64>,
 }
 
 /// `cutover ship`.
@@ -470,6 +475,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = 2,
           value_parser = clap::value_parser!(u16).range(0..=64))]
     pub workers: u16,
+    /// How long a queue job's claim holds without its worker's heartbeat, in seconds: the jobs
+    /// of a server that died run again once it has passed.
+    #[arg(long, value_name = "SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(2..=3600))]
+    pub job_lease: u64,
 }
 
 /// `cutover token`.

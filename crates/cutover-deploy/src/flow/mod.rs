@@ -9,7 +9,7 @@ mod steps;
 mod strategy;
 
 use recover::*;
-pub(crate) use recover::{resume_all, rollback};
+pub(crate) use recover::{NOTHING_TO_ROLL_BACK, ROLLED_BACK, resume_all, rollback};
 use steps::*;
 use strategy::*;
 
@@ -209,8 +209,21 @@ async fn insert_deployment(
     version: &str,
     trigger: &str,
     reverts: Option<i64>,
+    job: Option<i64>,
 ) -> Result<Deployment, DeployError> {
     let strategy = strategy_name(&target.env.strategy);
+    let mut payload = json!({
+        "environment": target.environment,
+        "version": version,
+        "strategy": strategy,
+        "trigger": trigger,
+        "reverts": reverts,
+    });
+    // The explicit link to the queue job it was created for (`crate::pipeline`), in the same
+    // transaction as the deployment; absent for deployments no job asked for.
+    if let (Some(job), Some(map)) = (job, payload.as_object_mut()) {
+        map.insert(crate::pipeline::JOB_FIELD.to_owned(), json!(job));
+    }
     let applied = engine
         .store
         .apply(
@@ -228,13 +241,7 @@ async fn insert_deployment(
                 &engine.actor,
                 "deployment.create",
                 "deployment:{id}",
-                json!({
-                    "environment": target.environment,
-                    "version": version,
-                    "strategy": strategy,
-                    "trigger": trigger,
-                    "reverts": reverts,
-                }),
+                payload,
             ),
         )
         .await?;
@@ -257,6 +264,94 @@ pub(crate) async fn deploy(
     req: DeployRequest,
     progress: &dyn Fn(Progress),
 ) -> Result<DeployOutcome, DeployError> {
+    deploy_linked(engine, req, None, progress).await
+}
+
+/// Deploys for queue job `job`, unless an earlier attempt of the job created its deployment:
+/// then that one is adopted (see [`crate::pipeline`]).
+pub(crate) async fn deploy_for_job(
+    engine: &Engine,
+    req: DeployRequest,
+    job: i64,
+    progress: &dyn Fn(Progress),
+) -> Result<DeployOutcome, DeployError> {
+    if let Some(dep) = crate::pipeline::job_deployment(&*engine.store, job).await? {
+        if let Some(outcome) = crate::pipeline::finished_outcome(&*engine.store, &dep).await? {
+            say_adopted(progress, &dep, job);
+            return Ok(outcome);
+        }
+        // Unfinished: whoever holds the lock (the resume at start, or the earlier attempt's
+        // process if it still runs) drives it; once it is free the deployment is read again.
+        let lock = EnvLock::acquire(
+            engine.store.clone(),
+            &dep.environment,
+            &holder(&format!("resume {}", dep.id)),
+            &format!("resume deployment {} for job {job}", dep.id),
+            &engine.actor,
+            true,
+        )
+        .await?;
+        return adopt(engine, dep.id, job, lock, progress).await;
+    }
+    deploy_linked(engine, req, Some(job), progress).await
+}
+
+fn say_adopted(progress: &dyn Fn(Progress), dep: &Deployment, job: i64) {
+    progress(Progress {
+        deployment: dep.id,
+        state: dep.state.clone(),
+        message: format!(
+            "job {job} created this deployment ({} to {}) in an earlier attempt: {}",
+            dep.release_version,
+            dep.environment,
+            if dep.finished_at.is_some() {
+                "it is finished, no new deployment"
+            } else {
+                "resuming it"
+            }
+        ),
+        step: None,
+    });
+}
+
+/// Takes over deployment `id` of `job` with the environment's `lock` held: its outcome when it
+/// was finished meanwhile, else it is resumed.
+async fn adopt(
+    engine: &Engine,
+    id: i64,
+    job: i64,
+    lock: EnvLock,
+    progress: &dyn Fn(Progress),
+) -> Result<DeployOutcome, DeployError> {
+    let dep = engine
+        .store
+        .get_deployment(id)
+        .await?
+        .ok_or_else(|| DeployError::Interrupted {
+            id,
+            reason: "it disappeared from the store".into(),
+        })?;
+    say_adopted(progress, &dep, job);
+    if let Some(outcome) = crate::pipeline::finished_outcome(&*engine.store, &dep).await? {
+        lock.release().await?;
+        return Ok(outcome);
+    }
+    let Some(_active) = activate(engine, id) else {
+        lock.release().await?;
+        return Err(DeployError::Interrupted {
+            id,
+            reason: "another task of this process drives it".into(),
+        });
+    };
+    resume_one(engine, dep, lock, progress).await
+}
+
+async fn deploy_linked(
+    engine: &Engine,
+    req: DeployRequest,
+    job: Option<i64>,
+    progress: &dyn Fn(Progress),
+) -> Result<DeployOutcome, DeployError> {
     let (target, release, digest) = validate(engine, &req.environment, &req.version).await?;
     let message = req
         .message
@@ -277,7 +372,21 @@ pub(crate) async fn deploy(
     } else {
         (target, release, digest)
     };
-    let dep = insert_deployment(engine, &target, &req.version, &req.trigger, req.reverts).await?;
+    // An earlier attempt of the job whose process still ran may have created it meanwhile.
+    if let Some(job) = job
+        && let Some(dep) = crate::pipeline::job_deployment(&*engine.store, job).await?
+    {
+        return adopt(engine, dep.id, job, lock, progress).await;
+    }
+    let dep = insert_deployment(
+        engine,
+        &target,
+        &req.version,
+        &req.trigger,
+        req.reverts,
+        job,
+    )
+    .await?;
     let _active = activate(engine, dep.id);
     let run = Run {
         eng: engine,

@@ -3,6 +3,12 @@
 
 use super::*;
 
+/// How the last transition of a rolled back deployment begins its reason (the outcome's reason
+/// follows; [`crate::pipeline::finished_outcome`] reads it back).
+pub(crate) const ROLLED_BACK: &str = "rolled back: ";
+/// As [`ROLLED_BACK`], for a failed deployment that had nothing to go back to.
+pub(crate) const NOTHING_TO_ROLL_BACK: &str = "failed with nothing to roll back to: ";
+
 /// Fails the deployment and brings the hosts back to what served before: routers back to the
 /// previous slot where it still runs, the new slot removed.
 pub(super) async fn roll_back(
@@ -86,11 +92,11 @@ pub(super) async fn roll_back(
         format!(" (not confirmed by: {})", unconfirmed.join("; "))
     };
     let (to, text) = if any_old {
-        (State::RolledBack, format!("rolled back: {reason}{note}"))
+        (State::RolledBack, format!("{ROLLED_BACK}{reason}{note}"))
     } else {
         (
             State::Failed,
-            format!("failed with nothing to roll back to: {reason}{note}"),
+            format!("{NOTHING_TO_ROLL_BACK}{reason}{note}"),
         )
     };
     run.transition(to, &text, &[], Some((hosts.as_slice(), &cleanup)), true)
@@ -228,7 +234,15 @@ pub(crate) async fn rollback(
     )
     .await?;
     tracing::debug!("rollback: environment locked");
-    let dep = insert_deployment(engine, &target, &version, "rollback", Some(current.id)).await?;
+    let dep = insert_deployment(
+        engine,
+        &target,
+        &version,
+        "rollback",
+        Some(current.id),
+        None,
+    )
+    .await?;
     tracing::debug!(deployment = dep.id, "rollback: deployment recorded");
     let _active = activate(engine, dep.id);
     let mut run = Run {

@@ -288,7 +288,11 @@ pub async fn expand_contract_rollback_and_restore(pg_admin: Option<&str>) {
         .unwrap();
     assert_eq!(points.len(), 2);
     assert_eq!(points[1].payload["release"], "1.1.0");
-    assert_eq!(points[1].payload["sha256"].as_str().unwrap().len(), 64);
+    let digest = points[1].payload["digest"].as_str().unwrap();
+    assert!(
+        digest.starts_with("blake3:") && digest.len() == 7 + 64,
+        "{digest}"
+    );
 
     // Rollback: down migrations (contract first), then the old release serves again.
     let back = live(

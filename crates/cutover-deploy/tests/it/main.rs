@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::print_stdout, clippy::print_stderr)]
 
 mod appdb;
+mod jobs;
 mod world;
 
 use std::process::ExitCode;
@@ -22,6 +23,10 @@ use world::{World, WorldSpec, get_version};
 type TestFn = fn();
 
 const TESTS: &[(&str, TestFn)] = &[
+    (
+        "a_job_run_again_adopts_the_deployment_of_its_earlier_attempt",
+        jobs::a_job_run_again_adopts_the_deployment_of_its_earlier_attempt,
+    ),
     (
         "blue_green_goes_live_with_proof_and_keeps_the_old_slot_warm",
         blue_green_goes_live_with_proof_and_keeps_the_old_slot_warm,

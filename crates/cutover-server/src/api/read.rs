@@ -2,10 +2,12 @@
 
 use std::collections::BTreeMap;
 
-use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::{Extension, Json};
 use chrono::Utc;
-use cutover_store::{AuditFilter, DeploymentFilter, JobFilter, JobState};
+use cutover_store::{AuditFilter, DataVersion, DeploymentFilter, JobFilter, JobState};
 use cutover_views::ViewOptions;
 use serde_json::Value;
 
@@ -16,6 +18,7 @@ use super::types::{
 use super::{int, limit, time};
 use crate::ServerState;
 use crate::body::ApiQuery;
+use crate::cache::{self, Computed, RequestVersion};
 use crate::error::{ApiError, ErrorBody};
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
@@ -34,42 +37,88 @@ fn known_environment(state: &ServerState, env: &str) -> Result<(), ApiError> {
         .with_hint(format!("the environments are: {}", known.join(", "))))
 }
 
+/// The data version the request's authentication read; for a request without a token
+/// (`--public-read`) read now.
+async fn request_version(
+    state: &ServerState,
+    version: Option<Extension<RequestVersion>>,
+) -> Result<Option<DataVersion>, ApiError> {
+    match version {
+        Some(Extension(RequestVersion(v))) => Ok(v),
+        None => Ok(state.store.data_version().await?),
+    }
+}
+
+/// The instant the first connected host of `environments` would count as disconnected if its
+/// agent stayed quiet: the status holds until then (or until a write).
+fn connected_until(
+    environments: &[cutover_views::EnvStatus],
+    options: &ViewOptions,
+) -> Option<cutover_store::Timestamp> {
+    let window = chrono::Duration::from_std(options.poll_timeout.saturating_mul(3)).ok()?;
+    environments
+        .iter()
+        .flat_map(|e| &e.hosts)
+        .filter(|h| h.connected)
+        .filter_map(|h| h.last_seen.map(|seen| seen + window))
+        .min()
+}
+
 /// What runs where, in every environment.
 #[utoipa::path(get, path = "/api/v1/status", tag = "status",
-    responses((status = 200, body = super::types::docs::StatusDoc), (status = 401, body = ErrorBody)))]
-pub async fn status(State(state): State<ServerState>) -> ApiResult<cutover_views::Status> {
-    let status = cutover_views::status(
-        &*state.store,
-        &state.config,
-        None,
-        &ViewOptions::at(Utc::now()),
-    )
-    .await?;
-    Ok(Json(status))
+    responses((status = 200, body = super::types::docs::StatusDoc),
+        (status = 304, description = "unchanged since the `ETag` given in `If-None-Match`"),
+        (status = 401, body = ErrorBody)))]
+pub async fn status(
+    State(state): State<ServerState>,
+    version: Option<Extension<RequestVersion>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let version = request_version(&state, version).await?;
+    let key = Some("status".to_owned());
+    cache::answer(&state, version.as_ref(), key, &headers, async {
+        let options = ViewOptions::at(Utc::now());
+        let status = cutover_views::status(&*state.store, &state.config, None, &options).await?;
+        let valid_until = connected_until(&status.environments, &options);
+        Ok(Computed {
+            document: status,
+            valid_until,
+        })
+    })
+    .await
 }
 
 /// What runs where in one environment.
 #[utoipa::path(get, path = "/api/v1/status/{env}", tag = "status",
     params(("env" = String, Path, description = "The environment")),
-    responses((status = 200, body = super::types::docs::EnvStatusDoc), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = super::types::docs::EnvStatusDoc),
+        (status = 304, description = "unchanged since the `ETag` given in `If-None-Match`"),
+        (status = 404, body = ErrorBody)))]
 pub async fn env_status(
     State(state): State<ServerState>,
     Path(env): Path<String>,
-) -> ApiResult<cutover_views::EnvStatus> {
+    version: Option<Extension<RequestVersion>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     known_environment(&state, &env)?;
-    let status = cutover_views::status(
-        &*state.store,
-        &state.config,
-        Some(&env),
-        &ViewOptions::at(Utc::now()),
-    )
-    .await?;
-    status
-        .environments
-        .into_iter()
-        .next()
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("unknown environment `{env}`")))
+    let version = request_version(&state, version).await?;
+    let key = Some(format!("status/{env}"));
+    cache::answer(&state, version.as_ref(), key, &headers, async {
+        let options = ViewOptions::at(Utc::now());
+        let status =
+            cutover_views::status(&*state.store, &state.config, Some(&env), &options).await?;
+        let valid_until = connected_until(&status.environments, &options);
+        let document = status
+            .environments
+            .into_iter()
+            .next()
+            .ok_or_else(|| ApiError::not_found(format!("unknown environment `{env}`")))?;
+        Ok(Computed {
+            document,
+            valid_until,
+        })
+    })
+    .await
 }
 
 fn summary(r: &cutover_store::Release) -> ReleaseSummary {
@@ -144,12 +193,25 @@ pub fn bom_summary(bom: &Value) -> BomSummary {
 /// A release: notes, changes, bill of materials summary, vulnerabilities, checks, deployments.
 #[utoipa::path(get, path = "/api/v1/releases/{version}", tag = "releases",
     params(("version" = String, Path, description = "The release's version")),
-    responses((status = 200, body = ReleaseDetail), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = ReleaseDetail),
+        (status = 304, description = "unchanged since the `ETag` given in `If-None-Match`"),
+        (status = 404, body = ErrorBody)))]
 pub async fn release(
     State(state): State<ServerState>,
     Path(version): Path<String>,
-) -> ApiResult<ReleaseDetail> {
-    let release = state.store.get_release(&version).await?.ok_or_else(|| {
+    data_version: Option<Extension<RequestVersion>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let data_version = request_version(&state, data_version).await?;
+    let key = Some(format!("release/{version}"));
+    cache::answer(&state, data_version.as_ref(), key, &headers, async {
+        release_detail(&state, &version).await.map(Computed::new)
+    })
+    .await
+}
+
+async fn release_detail(state: &ServerState, version: &str) -> Result<ReleaseDetail, ApiError> {
+    let release = state.store.get_release(version).await?.ok_or_else(|| {
         ApiError::not_found(format!("there is no release {version}"))
             .with_hint("GET /api/v1/releases lists them")
     })?;
@@ -157,7 +219,7 @@ pub async fn release(
         .store
         .list_jobs(&JobFilter {
             kind: Some(cutover_queue::CHECK_KIND.to_owned()),
-            release_version: Some(version.clone()),
+            release_version: Some(version.to_owned()),
             ..JobFilter::default()
         })
         .await?;
@@ -176,8 +238,8 @@ pub async fn release(
             finished_at: j.finished_at,
         })
         .collect();
-    let deployments = cutover_views::release_history(&*state.store, &version).await?;
-    Ok(Json(ReleaseDetail {
+    let deployments = cutover_views::release_history(&*state.store, version).await?;
+    Ok(ReleaseDetail {
         release: summary(&release),
         bom: release.bom.as_ref().map(bom_summary),
         notes: release.notes,
@@ -185,7 +247,7 @@ pub async fn release(
         vulns: release.vulns,
         checks,
         deployments,
-    }))
+    })
 }
 
 /// Deployments, newest first.
@@ -269,22 +331,32 @@ pub async fn audit(
 /// What ran on each host of an environment at an instant.
 #[utoipa::path(get, path = "/api/v1/environments/{env}/served", tag = "audit",
     params(("env" = String, Path, description = "The environment"), AtQuery),
-    responses((status = 200, body = super::types::docs::ServedAtDoc), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = super::types::docs::ServedAtDoc),
+        (status = 304, description = "unchanged since the `ETag` given in `If-None-Match`"),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn served(
     State(state): State<ServerState>,
     Path(env): Path<String>,
     ApiQuery(q): ApiQuery<AtQuery>,
-) -> ApiResult<cutover_views::ServedAt> {
+    version: Option<Extension<RequestVersion>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     known_environment(&state, &env)?;
-    let at = time("at", q.at.as_deref())?.unwrap_or_else(Utc::now);
-    let hosts = state
-        .config
-        .environment(&env)
-        .map(cutover_views::host_names)
-        .unwrap_or_default();
-    Ok(Json(
-        cutover_views::served_at(&*state.store, &env, &hosts, at).await?,
-    ))
+    let given = time("at", q.at.as_deref())?;
+    let at = given.unwrap_or_else(Utc::now);
+    let version = request_version(&state, version).await?;
+    // Without `at` the answer names the current instant: never the same twice.
+    let key = given.map(|at| format!("served/{env}/{}", at.timestamp_micros()));
+    cache::answer(&state, version.as_ref(), key, &headers, async {
+        let hosts = state
+            .config
+            .environment(&env)
+            .map(cutover_views::host_names)
+            .unwrap_or_default();
+        let served = cutover_views::served_at(&*state.store, &env, &hosts, at).await?;
+        Ok(Computed::new(served))
+    })
+    .await
 }
 
 /// The queue's jobs, newest first.

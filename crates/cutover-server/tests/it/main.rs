@@ -6,6 +6,7 @@
 mod api;
 mod auth;
 mod bad_input;
+mod cache;
 mod common;
 mod incidents;
 mod openapi;

@@ -12,7 +12,7 @@ use crate::common::{Server, get, post, release, token};
 
 /// A fresh database on the throwaway cluster. Without `CUTOVER_TEST_PG_URL` this fails: run
 /// `cargo xtask pg -- cargo test -p cutover-server` (the PostgreSQL tests never skip silently).
-async fn fresh_pg_url() -> String {
+pub async fn fresh_pg_url() -> String {
     let admin = std::env::var("CUTOVER_TEST_PG_URL").unwrap_or_else(|_| {
         panic!(
             "CUTOVER_TEST_PG_URL is not set: run `cargo xtask pg -- cargo test -p cutover-server`, \

@@ -238,10 +238,10 @@ fn snapshot(ctx: &Ctx<'_>, db: &AppDb, env: &str) -> Result<()> {
         ctx.ui.status(
             "recovery point",
             format!(
-                "{} ({} bytes, sha256:{}) in {}",
+                "{} ({} bytes, {}) in {}",
                 point.id,
                 point.size,
-                point.sha256,
+                point.digest_label(),
                 point.dir.display()
             ),
         );
@@ -281,7 +281,7 @@ fn restore(ctx: &Ctx<'_>, db: &AppDb, env: &str, id: Option<&str>, yes: bool) ->
         ctx,
         "db.restore",
         format!("env:{env}"),
-        json!({ "environment": env, "id": point.id, "sha256": point.sha256 }),
+        json!({ "environment": env, "id": point.id, "digest": point.digest_label() }),
     )?;
     if ctx.global.json {
         ctx.ui.print_json(&json!({ "restored": point.id }));

@@ -16,6 +16,14 @@ use crate::local::LocalControl;
 pub fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> Result<()> {
     let config = ctx.config()?;
     let store = ctx.store()?;
+    // A queue job run again after its worker died: its earlier attempt's deployment is taken
+    // over, not checked and deployed again (its gates were open when it was created).
+    let adopted = match args.job {
+        Some(job) => ctx
+            .block_on(cutover_deploy::pipeline::job_deployment(&*store, job))
+            .map_err(store_error)?,
+        None => None,
+    };
     // Bad input is refused before anything starts or is written.
     let target = match &args.env {
         Some(env) => {
@@ -24,7 +32,7 @@ pub fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> Result<()> {
                 Some(v) => v.clone(),
                 None => newest_release(ctx, &*store)?,
             };
-            if !args.resume {
+            if !args.resume && adopted.is_none() {
                 check_release(ctx, &*store, &version)?;
             }
             Some((env.clone(), version))
@@ -43,7 +51,10 @@ pub fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> Result<()> {
     }
     // The environment's gates (soak, approvals, freeze, checks, policies) must be open before
     // anything starts.
-    if let Some((env, version)) = target.as_ref().filter(|_| !args.resume) {
+    if let Some((env, version)) = target
+        .as_ref()
+        .filter(|_| !args.resume && adopted.is_none())
+    {
         ctx.block_on(super::ship::gates(
             ctx,
             &*store,
@@ -85,13 +96,42 @@ pub fn deploy(ctx: &Ctx<'_>, args: &DeployArgs) -> Result<()> {
             wait_for_lock: args.wait,
             message: args.message.clone(),
         };
-        ctx.ui.status("deploying", format!("{version} to {env}"));
-        match session.engine.deploy(req, &render).await {
-            Ok(outcome) => Ok(Done::One {
-                outcome,
-                environment: env,
-                version,
-            }),
+        let outcome = match (args.job, &adopted) {
+            (Some(job), Some(dep)) => {
+                ctx.ui.status(
+                    "adopting",
+                    format!(
+                        "deployment {} ({} to {}), created by an earlier attempt of job {job}",
+                        dep.id, dep.release_version, dep.environment
+                    ),
+                );
+                session.engine.deploy_for_job(req, job, &render).await
+            }
+            (Some(job), None) => {
+                ctx.ui
+                    .status("deploying", format!("{version} to {env} for job {job}"));
+                session.engine.deploy_for_job(req, job, &render).await
+            }
+            (None, _) => {
+                ctx.ui.status("deploying", format!("{version} to {env}"));
+                session.engine.deploy(req, &render).await
+            }
+        };
+        match outcome {
+            Ok(outcome) => {
+                // An adopted deployment may be of another version (a job without one deploys
+                // the newest release, which may have changed since).
+                let version = if args.job.is_some() {
+                    deployed_version(&*store, &outcome).await
+                } else {
+                    version
+                };
+                Ok(Done::One {
+                    outcome,
+                    environment: env,
+                    version,
+                })
+            }
             Err(e) => Err(deploy_error(e)),
         }
     });

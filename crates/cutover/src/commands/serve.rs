@@ -3,8 +3,10 @@
 //! process, until Ctrl-C or SIGTERM; then it stops gracefully: it stops accepting, ends the
 //! dashboard's event streams, lets requests in flight (for at most
 //! [`cutover_server::SHUTDOWN_GRACE`]) and running jobs finish, and exits 0. At start it resumes
-//! the deployments a killed process left unfinished. Several `cutover serve` may share one
-//! PostgreSQL database (`--database`).
+//! the deployments a killed process left unfinished; the deploy job that created one, run again
+//! once its lease (`--job-lease`) ran out, adopts it rather than deploying again
+//! (`cutover_deploy::pipeline`), and the environment's lock keeps the two from driving it at
+//! once. Several `cutover serve` may share one PostgreSQL database (`--database`).
 
 use std::net::SocketAddr;
 
@@ -142,10 +144,10 @@ pub fn run(ctx: &Ctx<'_>, args: &ServeArgs) -> Result<()> {
         );
         let (stop_workers, worker_shutdown) = cutover_queue::shutdown_signal();
         let pool = (workers > 0).then(|| {
-            tokio::spawn(cutover_server::jobs::run_workers(
+            tokio::spawn(cutover_queue::run_workers(
                 store.clone(),
                 cutover_server::jobs::registry(pipeline),
-                cutover_queue::WorkerConfig::default_name(0),
+                worker_config(std::time::Duration::from_secs(args.job_lease)),
                 workers,
                 worker_shutdown,
             ))
@@ -207,6 +209,20 @@ pub fn run(ctx: &Ctx<'_>, args: &ServeArgs) -> Result<()> {
         ctx.ui.status("stopped", format!("serving on {scheme}://{local}"));
         Ok(())
     })
+}
+
+/// The queue workers' settings with a job lease of `lease`: heartbeats thrice per lease, and
+/// expired leases looked for at least twice per lease (so a dead server's job runs again soon
+/// after its lease ran out).
+fn worker_config(lease: std::time::Duration) -> cutover_queue::WorkerConfig {
+    let mut config = cutover_queue::WorkerConfig::new(
+        cutover_queue::WorkerConfig::default_name(0),
+        "cutover-serve",
+    );
+    config.lease = lease;
+    config.heartbeat = lease / 3;
+    config.reclaim_every = config.reclaim_every.min(lease / 2);
+    config
 }
 
 /// Runs `cutover deploy --resume` (a child process, as pipeline jobs are) when the store holds

@@ -1,6 +1,6 @@
 //! `cutover serve` as a process: a graceful stop that open dashboard event streams do not hold
 //! up and that lets a request in flight finish; a deployment cut off by a killed server is
-//! resumed when the server starts again.
+//! resumed when the server starts again, and its job, run again, adopts it.
 
 use std::io::{BufReader, Read as _, Write as _};
 use std::net::TcpStream;
@@ -195,6 +195,22 @@ fn deployments(p: &Project) -> Vec<cutover_store::Deployment> {
     })
 }
 
+/// Job `id` of the project's queue, read from its store.
+fn job(p: &Project, id: i64) -> cutover_store::Job {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = cutover_store::open_sqlite(&p.path().join(".cutover/state.db"))
+            .await
+            .unwrap();
+        let job = store.get_job(id).await.unwrap().unwrap();
+        store.close().await;
+        job
+    })
+}
+
 /// The processes whose parent is `pid` (from `/proc/*/stat`).
 fn children_of(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
@@ -222,6 +238,9 @@ fn kill_9(pid: u32) {
     let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
 }
 
+/// The server and its deploy job's process are killed mid-deployment. Started again, the server
+/// resumes the deployment, and the job, run again once its lease ran out, adopts it: one
+/// deployment for the job, live once, and the job succeeds with it.
 #[test]
 fn a_deployment_cut_off_by_a_killed_server_is_resumed_when_it_starts_again() {
     // The app takes a few seconds to start: the deployment is surely under way when it is cut.
@@ -240,7 +259,10 @@ fn a_deployment_cut_off_by_a_killed_server_is_resumed_when_it_starts_again() {
         .unwrap()
         .to_owned();
 
-    let server = Server::start(&d.p, &["--workers", "1"]);
+    // A short job lease, so that the killed server's job runs again soon after the restart (not
+    // so short that a late heartbeat on a loaded machine loses it while the first server lives).
+    let serve_args = ["--workers", "1", "--job-lease", "5"];
+    let server = Server::start(&d.p, &serve_args);
     let body = r#"{"environment":"staging","version":"2.0.0"}"#;
     let mut api = TcpStream::connect(&server.addr).unwrap();
     write!(
@@ -254,6 +276,9 @@ fn a_deployment_cut_off_by_a_killed_server_is_resumed_when_it_starts_again() {
     let mut answer = String::new();
     api.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
+    let accepted: serde_json::Value =
+        serde_json::from_str(answer.split_once("\r\n\r\n").unwrap().1).unwrap();
+    let job_id = accepted["job"].as_i64().unwrap();
 
     let started = |p: &Project| {
         deployments(p)
@@ -276,8 +301,9 @@ fn a_deployment_cut_off_by_a_killed_server_is_resumed_when_it_starts_again() {
     assert!(!status.success());
     let cut = started(&d.p).expect("the deployment was cut off unfinished");
 
-    // Started again, the server drives it to its end.
-    let server = Server::start(&d.p, &["--workers", "1"]);
+    // Started again, the server drives it to its end, and the job, run again once its lease
+    // ran out, takes the deployment over instead of deploying 2.0.0 a second time.
+    let server = Server::start(&d.p, &serve_args);
     eventually(
         "the cut-off deployment is finished",
         Duration::from_secs(120),
@@ -286,6 +312,25 @@ fn a_deployment_cut_off_by_a_killed_server_is_resumed_when_it_starts_again() {
                 .iter()
                 .any(|x| x.id == cut.id && x.finished_at.is_some())
         },
+    );
+    eventually(
+        "the deploy job, run again, ends",
+        Duration::from_secs(120),
+        || ["succeeded", "failed"].contains(&job(&d.p, job_id).state.as_str()),
+    );
+    let ended = job(&d.p, job_id);
+    assert_eq!(ended.state, "succeeded", "{ended:?}");
+    assert_eq!(ended.attempts, 2, "{ended:?}");
+    let result = ended.result.unwrap();
+    assert_eq!(result["output"]["deployment"], cut.id, "{result}");
+    assert_eq!(result["output"]["state"], "live", "{result}");
+    let said = result["stderr"].as_str().unwrap();
+    assert!(
+        said.contains(&format!(
+            "adopting deployment {} (2.0.0 to staging)",
+            cut.id
+        )),
+        "{said}"
     );
     server.signal(rustix::process::Signal::TERM);
     let (status, stderr) = server.wait(Duration::from_secs(120));
@@ -319,5 +364,16 @@ fn a_deployment_cut_off_by_a_killed_server_is_resumed_when_it_starts_again() {
         })
         .count();
     assert_eq!(to_live, 1, "{audit}");
+    // One deployment of 2.0.0, the one the job created, linked to it in its creation event.
+    let of_2 = all.iter().filter(|x| x.release_version == "2.0.0").count();
+    assert_eq!(of_2, 1, "{all:?}");
+    let created: Vec<&serde_json::Value> = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "deployment.create" && e["payload"]["job"] == job_id)
+        .collect();
+    assert_eq!(created.len(), 1, "{audit}");
+    assert_eq!(created[0]["subject"], format!("deployment:{}", cut.id));
     d.cutover(&["audit", "verify"]).success();
 }

@@ -1,0 +1,285 @@
+//! Answers of the hot read endpoints (status, a release, "what ran at T") kept per data version,
+//! and their ETags (`If-None-Match` → 304).
+//!
+//! Every state those answers show is read from the store, so an answer computed after the
+//! database was at version V (see [`cutover_store::DataVersion`]: on PostgreSQL its transaction
+//! snapshot, which moves on every commit of any writer, audited or not) is still the answer
+//! while the database is at V. The version is read fresh from the database for each request, in
+//! the same round trip as the request's token ([`crate::auth`]), before anything the answer is
+//! computed from: so a replica never answers from a state older than what another replica wrote
+//! before the request arrived, and nothing is invalidated in-process. An answer that also depends
+//! on the clock (the status' "connected", which lapses when an agent goes quiet) carries the
+//! instant it stops being true and is not served after it.
+//!
+//! SQLite has no such version: there nothing is cached, and the ETag is the answer's own digest,
+//! computed after the answer (still a valid 304 for clients, without the saved work).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use chrono::Utc;
+use cutover_store::{DataVersion, Timestamp};
+use serde::Serialize;
+use sha2::{Digest as _, Sha256};
+
+use crate::ServerState;
+use crate::error::ApiError;
+
+/// At most this many answers are kept (per data version; a new version starts afresh).
+pub const MAX_ENTRIES: usize = 1024;
+
+/// The data version the request's authentication read (a request extension; `None` on SQLite).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestVersion(pub Option<DataVersion>);
+
+/// One answer: its JSON, ETag, and until when it holds regardless of the data version.
+#[derive(Debug, Clone)]
+struct Entry {
+    body: Bytes,
+    etag: HeaderValue,
+    valid_until: Option<Timestamp>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    version: Option<DataVersion>,
+    entries: HashMap<String, Entry>,
+}
+
+/// This process's answers, all of one data version (the newest one stored).
+#[derive(Debug, Default)]
+pub struct ResponseCache {
+    inner: Mutex<Inner>,
+}
+
+impl ResponseCache {
+    fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
+        // The map stays consistent even if a holder panicked (each operation is one insert/get).
+        let mut guard = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut guard)
+    }
+
+    fn get(&self, version: &DataVersion, key: &str, now: Timestamp) -> Option<Entry> {
+        self.with(|inner| {
+            if inner.version.as_ref() != Some(version) {
+                return None;
+            }
+            inner
+                .entries
+                .get(key)
+                .filter(|e| e.valid_until.is_none_or(|until| now < until))
+                .cloned()
+        })
+    }
+
+    fn put(&self, version: &DataVersion, key: String, entry: Entry) {
+        self.with(|inner| {
+            if inner.version.as_ref() != Some(version) {
+                // Answers of another version are of no use to requests at this one. (A slow
+                // request of an older version may replace newer ones: that costs misses, never a
+                // stale answer, since entries are only served at their own version.)
+                inner.version = Some(version.clone());
+                inner.entries.clear();
+            }
+            if inner.entries.len() < MAX_ENTRIES || inner.entries.contains_key(&key) {
+                inner.entries.insert(key, entry);
+            }
+        });
+    }
+
+    /// How many answers are kept now.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.with(|inner| inner.entries.len())
+    }
+
+    /// Whether no answer is kept.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A strong ETag: the first 128 bits of the body's sha256, in hex and quotes.
+#[must_use]
+pub fn etag_of(body: &[u8]) -> HeaderValue {
+    let digest = Sha256::digest(body);
+    HeaderValue::from_str(&format!("\"{}\"", hex::encode(&digest[..16])))
+        .expect("quoted hex is a valid header value")
+}
+
+/// Whether `If-None-Match` names `etag` (or is `*`); weak comparison, as RFC 9110 asks for it.
+#[must_use]
+pub fn not_modified(headers: &HeaderMap, etag: &HeaderValue) -> bool {
+    let Ok(etag) = etag.to_str() else {
+        return false;
+    };
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
+}
+
+fn respond(headers: &HeaderMap, body: Bytes, etag: HeaderValue) -> Response {
+    // Clients may keep the answer but must ask again (with If-None-Match) before using it.
+    let cache_control = HeaderValue::from_static("no-cache");
+    if not_modified(headers, &etag) {
+        return (
+            StatusCode::NOT_MODIFIED,
+            [(header::ETAG, etag), (header::CACHE_CONTROL, cache_control)],
+        )
+            .into_response();
+    }
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::ETAG, etag),
+            (header::CACHE_CONTROL, cache_control),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// What an endpoint computes on a miss: the document, and the instant it stops holding even if
+/// no write happens (`None`: only a write ends it).
+pub struct Computed<T> {
+    pub document: T,
+    pub valid_until: Option<Timestamp>,
+}
+
+impl<T> Computed<T> {
+    /// A document that changes only with the data.
+    pub fn new(document: T) -> Self {
+        Self {
+            document,
+            valid_until: None,
+        }
+    }
+}
+
+/// Answers `key` (`None`: never cached, e.g. an answer that names the current instant) from the
+/// cache when the request's data version has it, else from `compute` (then kept), with its
+/// ETag; 304 when `If-None-Match` already names it.
+pub async fn answer<T, F>(
+    state: &ServerState,
+    version: Option<&DataVersion>,
+    key: Option<String>,
+    headers: &HeaderMap,
+    compute: F,
+) -> Result<Response, ApiError>
+where
+    T: Serialize,
+    F: Future<Output = Result<Computed<T>, ApiError>>,
+{
+    let cacheable = version.zip(key);
+    if let Some((version, key)) = &cacheable {
+        if let Some(hit) = state.cache.get(version, key, Utc::now()) {
+            state.metrics.cache(true);
+            return Ok(respond(headers, hit.body, hit.etag));
+        }
+        state.metrics.cache(false);
+    }
+    let computed = compute.await?;
+    let body = Bytes::from(
+        serde_json::to_vec(&computed.document)
+            .map_err(|e| ApiError::internal(format!("serializing the answer: {e}")))?,
+    );
+    let etag = etag_of(&body);
+    if let Some((version, key)) = cacheable {
+        state.cache.put(
+            version,
+            key,
+            Entry {
+                body: body.clone(),
+                etag: etag.clone(),
+                valid_until: computed.valid_until,
+            },
+        );
+    }
+    Ok(respond(headers, body, etag))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(body: &'static str, valid_until: Option<Timestamp>) -> Entry {
+        Entry {
+            body: Bytes::from_static(body.as_bytes()),
+            etag: etag_of(body.as_bytes()),
+            valid_until,
+        }
+    }
+
+    #[test]
+    fn entries_are_served_only_at_their_version_and_before_they_lapse() {
+        let cache = ResponseCache::default();
+        let (v1, v2) = (DataVersion("1:1:".into()), DataVersion("1:2:".into()));
+        let now = Utc::now();
+        cache.put(&v1, "a".into(), entry("one", None));
+        cache.put(
+            &v1,
+            "b".into(),
+            entry("two", Some(now + chrono::Duration::seconds(1))),
+        );
+        assert_eq!(
+            cache.get(&v1, "a", now).map(|e| e.body),
+            Some(Bytes::from_static(b"one"))
+        );
+        assert!(cache.get(&v2, "a", now).is_none());
+        assert!(cache.get(&v1, "b", now).is_some());
+        assert!(
+            cache
+                .get(&v1, "b", now + chrono::Duration::seconds(1))
+                .is_none()
+        );
+        // A newer version replaces everything.
+        cache.put(&v2, "c".into(), entry("three", None));
+        assert_eq!(cache.len(), 1);
+        assert!(cache.get(&v1, "a", now).is_none());
+    }
+
+    #[test]
+    fn the_cache_is_bounded() {
+        let cache = ResponseCache::default();
+        let v = DataVersion("v".into());
+        for i in 0..MAX_ENTRIES + 10 {
+            cache.put(&v, format!("k{i}"), entry("x", None));
+        }
+        assert_eq!(cache.len(), MAX_ENTRIES);
+    }
+
+    #[test]
+    fn if_none_match_lists_and_weak_tags() {
+        let etag = etag_of(b"body");
+        let tag = etag.to_str().unwrap().to_owned();
+        for (given, matches) in [
+            (tag.clone(), true),
+            (format!("W/{tag}"), true),
+            (format!("\"other\", {tag}"), true),
+            ("*".to_owned(), true),
+            ("\"other\"".to_owned(), false),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(
+                header::IF_NONE_MATCH,
+                HeaderValue::from_str(&given).unwrap(),
+            );
+            assert_eq!(not_modified(&h, &etag), matches, "{given}");
+        }
+        assert!(!not_modified(&HeaderMap::new(), &etag));
+    }
+}

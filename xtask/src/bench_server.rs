@@ -511,20 +511,20 @@ async fn write_while(
     (ok, failed)
 }
 
-/// The server's response-cache counters (hits, misses) from `/metrics`.
-async fn cache_counters(base: &str, token: &str) -> (u64, u64) {
+/// The server's response-cache counters (hit, shared, miss) from `/metrics`.
+async fn cache_counters(base: &str, token: &str) -> [u64; 3] {
     let client = client();
     let Ok(req) = hyper::Request::get(format!("{base}/metrics"))
         .header("authorization", format!("Bearer {token}"))
         .body(Full::new(Bytes::new()))
     else {
-        return (0, 0);
+        return [0; 3];
     };
     let Ok(resp) = client.request(req).await else {
-        return (0, 0);
+        return [0; 3];
     };
     let Ok(body) = resp.into_body().collect().await else {
-        return (0, 0);
+        return [0; 3];
     };
     let text = String::from_utf8_lossy(&body.to_bytes()).into_owned();
     let count = |result: &str| {
@@ -537,7 +537,7 @@ async fn cache_counters(base: &str, token: &str) -> (u64, u64) {
             .and_then(|n| n.trim().parse().ok())
             .unwrap_or(0)
     };
-    (count("hit"), count("miss"))
+    [count("hit"), count("shared"), count("miss")]
 }
 
 async fn endpoints(
@@ -568,7 +568,7 @@ async fn endpoints(
          {write_rate} writes/s through the API meanwhile (incident open/resolve)"
     );
     println!(
-        "{:<10} {:>9} {:>9} {:>9} {:>11} {:>8} {:>7} {:>13} | {:>14}",
+        "{:<10} {:>9} {:>9} {:>9} {:>11} {:>8} {:>7} {:>21} | {:>14}",
         "endpoint",
         "p50 ms",
         "p99 ms",
@@ -576,7 +576,7 @@ async fn endpoints(
         "achieved/s",
         "errors",
         "writes",
-        "cache hit/miss",
+        "cache hit/shared/miss",
         "closed-loop/s"
     );
     for (name, path) in &endpoints {
@@ -590,7 +590,7 @@ async fn endpoints(
             write_rate,
             stopped,
         ));
-        let (hits0, misses0) = cache_counters(&base, secret).await;
+        let cache0 = cache_counters(&base, secret).await;
         let r = open_loop(
             &uri,
             secret,
@@ -598,12 +598,12 @@ async fn endpoints(
             Duration::from_secs(u64::try_from(secs)?),
         )
         .await?;
-        let (hits1, misses1) = cache_counters(&base, secret).await;
+        let cache1 = cache_counters(&base, secret).await;
         let max = closed_loop(&uri, secret, Duration::from_secs(5)).await?;
         let _ = stop.send(true);
         let (written, write_failures) = writes.await?;
         println!(
-            "{name:<10} {:>9.2} {:>9.2} {:>9.2} {:>11.0} {:>8} {:>7} {:>13} | {:>14.0}",
+            "{name:<10} {:>9.2} {:>9.2} {:>9.2} {:>11.0} {:>8} {:>7} {:>21} | {:>14.0}",
             r.p50_ms,
             r.p99_ms,
             r.max_ms,
@@ -614,11 +614,12 @@ async fn endpoints(
             } else {
                 format!("{written}+{write_failures}!")
             },
-            format!(
-                "{}/{}",
-                hits1.saturating_sub(hits0),
-                misses1.saturating_sub(misses0)
-            ),
+            cache1
+                .iter()
+                .zip(cache0)
+                .map(|(after, before)| after.saturating_sub(before).to_string())
+                .collect::<Vec<_>>()
+                .join("/"),
             max
         );
     }

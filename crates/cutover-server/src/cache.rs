@@ -11,11 +11,17 @@
 //! on the clock (the status' "connected", which lapses when an agent goes quiet) carries the
 //! instant it stops being true and is not served after it.
 //!
+//! A miss is computed once per version and key: requests that miss while the same answer is
+//! being computed wait for it instead of computing it again. Without this, each write turned into
+//! a burst of identical computations (every request arriving during the first one's few
+//! milliseconds missed too), which is what set the tail latency once writes were frequent.
+//!
 //! SQLite has no such version: there nothing is cached, and the ETag is the answer's own digest,
 //! computed after the answer (still a valid 304 for clients, without the saved work).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -24,6 +30,7 @@ use chrono::Utc;
 use cutover_store::{DataVersion, Timestamp};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
+use tokio::sync::OnceCell;
 
 use crate::ServerState;
 use crate::error::ApiError;
@@ -37,16 +44,67 @@ pub struct RequestVersion(pub Option<DataVersion>);
 
 /// One answer: its JSON, ETag, and until when it holds regardless of the data version.
 #[derive(Debug, Clone)]
-struct Entry {
+pub(crate) struct Entry {
     body: Bytes,
     etag: HeaderValue,
     valid_until: Option<Timestamp>,
 }
 
+/// An answer being computed: the first request to miss fills it, the others wait on it.
+type Pending = Arc<OnceCell<Entry>>;
+
 #[derive(Debug, Default)]
 struct Inner {
     version: Option<DataVersion>,
     entries: HashMap<String, Entry>,
+    /// Answers being computed, by version and key (removed when their computation ends).
+    pending: HashMap<(DataVersion, String), Pending>,
+}
+
+/// Where an answer of a cacheable request came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheResult {
+    /// Kept from an earlier request at the same version.
+    Hit,
+    /// Computed by another request at the same time, which this one waited for.
+    Shared,
+    /// Computed for this request.
+    Miss,
+}
+
+impl CacheResult {
+    /// The `result` label of `cutover_response_cache_total`.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Hit => "hit",
+            Self::Shared => "shared",
+            Self::Miss => "miss",
+        }
+    }
+}
+
+/// Removes a pending computation from the map when the request that looked it up is done with
+/// it, finished or dropped (a client that went away): the map never keeps a computation nobody
+/// drives. Waiters still holding the cell go on with it (one of them takes over the computation).
+struct PendingGuard<'a> {
+    cache: &'a ResponseCache,
+    key: (DataVersion, String),
+    cell: Pending,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        self.cache.with(|inner| {
+            if inner
+                .pending
+                .get(&self.key)
+                .is_some_and(|p| Arc::ptr_eq(p, &self.cell))
+            {
+                inner.pending.remove(&self.key);
+            }
+        });
+    }
 }
 
 /// This process's answers, all of one data version (the newest one stored).
@@ -91,6 +149,62 @@ impl ResponseCache {
                 inner.entries.insert(key, entry);
             }
         });
+    }
+
+    /// The answer of `key` at `version`: kept, or being computed by another request (waited
+    /// for), or computed by `compute` now (then kept). An error is not kept: the next waiter
+    /// computes again.
+    pub(crate) async fn get_or_compute<E>(
+        &self,
+        version: &DataVersion,
+        key: &str,
+        compute: impl Future<Output = Result<Entry, E>>,
+    ) -> Result<(Entry, CacheResult), E> {
+        if let Some(hit) = self.get(version, key, Utc::now()) {
+            return Ok((hit, CacheResult::Hit));
+        }
+        let pending_key = (version.clone(), key.to_owned());
+        let cell = self.with(|inner| {
+            if inner.pending.len() >= MAX_ENTRIES && !inner.pending.contains_key(&pending_key) {
+                // More distinct answers in flight than are ever kept: stop sharing rather than
+                // grow (each request then computes its own, as without this map).
+                return None;
+            }
+            Some(Arc::clone(
+                inner.pending.entry(pending_key.clone()).or_default(),
+            ))
+        });
+        let Some(cell) = cell else {
+            return Ok((compute.await?, CacheResult::Miss));
+        };
+        let _guard = PendingGuard {
+            cache: self,
+            key: pending_key,
+            cell: Arc::clone(&cell),
+        };
+        let computed_here = AtomicBool::new(false);
+        let entry = cell
+            .get_or_try_init(|| async {
+                computed_here.store(true, Ordering::Relaxed);
+                let entry = compute.await?;
+                // Kept before the waiters are woken, so no request that arrives from now on misses.
+                self.put(version, key.to_owned(), entry.clone());
+                Ok(entry)
+            })
+            .await?
+            .clone();
+        let result = if computed_here.load(Ordering::Relaxed) {
+            CacheResult::Miss
+        } else {
+            CacheResult::Shared
+        };
+        Ok((entry, result))
+    }
+
+    /// How many answers are being computed now.
+    #[must_use]
+    pub fn pending(&self) -> usize {
+        self.with(|inner| inner.pending.len())
     }
 
     /// How many answers are kept now.
@@ -184,32 +298,29 @@ where
     T: Serialize,
     F: Future<Output = Result<Computed<T>, ApiError>>,
 {
-    let cacheable = version.zip(key);
-    if let Some((version, key)) = &cacheable {
-        if let Some(hit) = state.cache.get(version, key, Utc::now()) {
-            state.metrics.cache(true);
-            return Ok(respond(headers, hit.body, hit.etag));
-        }
-        state.metrics.cache(false);
-    }
-    let computed = compute.await?;
+    let Some((version, key)) = version.zip(key) else {
+        let entry = entry_of(compute.await?)?;
+        return Ok(respond(headers, entry.body, entry.etag));
+    };
+    let (entry, result) = state
+        .cache
+        .get_or_compute(version, &key, async { entry_of(compute.await?) })
+        .await?;
+    state.metrics.cache(result);
+    Ok(respond(headers, entry.body, entry.etag))
+}
+
+/// The kept form of a computed answer: its JSON and ETag.
+fn entry_of<T: Serialize>(computed: Computed<T>) -> Result<Entry, ApiError> {
     let body = Bytes::from(
         serde_json::to_vec(&computed.document)
             .map_err(|e| ApiError::internal(format!("serializing the answer: {e}")))?,
     );
-    let etag = etag_of(&body);
-    if let Some((version, key)) = cacheable {
-        state.cache.put(
-            version,
-            key,
-            Entry {
-                body: body.clone(),
-                etag: etag.clone(),
-                valid_until: computed.valid_until,
-            },
-        );
-    }
-    Ok(respond(headers, body, etag))
+    Ok(Entry {
+        etag: etag_of(&body),
+        body,
+        valid_until: computed.valid_until,
+    })
 }
 
 #[cfg(test)]
@@ -260,6 +371,114 @@ mod tests {
             cache.put(&v, format!("k{i}"), entry("x", None));
         }
         assert_eq!(cache.len(), MAX_ENTRIES);
+    }
+
+    /// Lets every spawned task of this (current-thread) runtime run until it waits.
+    async fn settle() {
+        for _ in 0..64 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_compute_an_answer_once() {
+        use std::sync::atomic::AtomicUsize;
+        let cache = Arc::new(ResponseCache::default());
+        let v = DataVersion("v".into());
+        let computations = Arc::new(AtomicUsize::new(0));
+        let gate = Arc::new(tokio::sync::Notify::new());
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..16 {
+            let (cache, v, computations, gate) =
+                (cache.clone(), v.clone(), computations.clone(), gate.clone());
+            tasks.spawn(async move {
+                cache
+                    .get_or_compute(&v, "k", async {
+                        computations.fetch_add(1, Ordering::SeqCst);
+                        gate.notified().await;
+                        Ok::<_, ()>(entry("answer", None))
+                    })
+                    .await
+            });
+        }
+        settle().await;
+        assert_eq!(computations.load(Ordering::SeqCst), 1);
+        assert_eq!(cache.pending(), 1);
+        gate.notify_one();
+        let mut results = Vec::new();
+        while let Some(done) = tasks.join_next().await {
+            let (entry, result) = done.unwrap().unwrap();
+            assert_eq!(entry.body, Bytes::from_static(b"answer"));
+            results.push(result);
+        }
+        assert_eq!(computations.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            results.iter().filter(|r| **r == CacheResult::Miss).count(),
+            1
+        );
+        assert_eq!(
+            results
+                .iter()
+                .filter(|r| **r == CacheResult::Shared)
+                .count(),
+            15
+        );
+        assert_eq!(cache.pending(), 0, "a finished computation leaves the map");
+        let (_, again) = cache
+            .get_or_compute(&v, "k", async { Err::<Entry, ()>(()) })
+            .await
+            .unwrap();
+        assert_eq!(again, CacheResult::Hit);
+        // Another version computes afresh.
+        let (_, other) = cache
+            .get_or_compute(&DataVersion("w".into()), "k", async {
+                Ok::<_, ()>(entry("newer", None))
+            })
+            .await
+            .unwrap();
+        assert_eq!(other, CacheResult::Miss);
+    }
+
+    #[tokio::test]
+    async fn a_computation_abandoned_or_failed_is_taken_over_by_a_waiter() {
+        let cache = Arc::new(ResponseCache::default());
+        let v = DataVersion("v".into());
+        // The first request's client goes away in the middle of its computation.
+        let first = tokio::spawn({
+            let (cache, v) = (cache.clone(), v.clone());
+            async move {
+                cache
+                    .get_or_compute(&v, "k", std::future::pending::<Result<Entry, ()>>())
+                    .await
+            }
+        });
+        settle().await;
+        let waiter = tokio::spawn({
+            let (cache, v) = (cache.clone(), v.clone());
+            async move {
+                cache
+                    .get_or_compute(&v, "k", async { Ok::<_, ()>(entry("second", None)) })
+                    .await
+            }
+        });
+        settle().await;
+        first.abort();
+        let (entry2, result) = waiter.await.unwrap().unwrap();
+        assert_eq!(entry2.body, Bytes::from_static(b"second"));
+        assert_eq!(result, CacheResult::Miss);
+        assert_eq!(cache.pending(), 0);
+
+        // An error is given to the request that computed it, and not kept.
+        let failed = cache
+            .get_or_compute(&v, "e", async { Err::<Entry, &str>("not found") })
+            .await;
+        assert_eq!(failed.unwrap_err(), "not found");
+        assert_eq!(cache.pending(), 0);
+        let (_, result) = cache
+            .get_or_compute(&v, "e", async { Ok::<_, &str>(entry("found", None)) })
+            .await
+            .unwrap();
+        assert_eq!(result, CacheResult::Miss);
     }
 
     #[test]

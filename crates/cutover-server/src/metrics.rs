@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use cutover_store::{DeploymentFilter, JobClass, JobFilter, JobState};
 
 use crate::ServerState;
+use crate::cache::CacheResult;
 use crate::error::{ApiError, ErrorCode};
 
 /// Upper bounds (seconds) of the latency histogram's buckets.
@@ -37,8 +38,8 @@ struct Counters {
     latency: BTreeMap<String, Histogram>,
     auth_failures: BTreeMap<String, u64>,
     rejections: BTreeMap<String, u64>,
-    cache_hits: u64,
-    cache_misses: u64,
+    /// Answers of the cached endpoints by where they came from: hit, shared, miss.
+    cache: [u64; 3],
 }
 
 /// This process's counters.
@@ -63,15 +64,9 @@ impl Metrics {
         self.with(|c| *c.auth_failures.entry(reason.to_owned()).or_default() += 1);
     }
 
-    /// Counts an answer of a cached endpoint: from the cache (`hit`) or computed.
-    pub fn cache(&self, hit: bool) {
-        self.with(|c| {
-            if hit {
-                c.cache_hits += 1;
-            } else {
-                c.cache_misses += 1;
-            }
-        });
+    /// Counts an answer of a cached endpoint by where it came from.
+    pub fn cache(&self, result: CacheResult) {
+        self.with(|c| c.cache[result as usize] += 1);
     }
 
     /// Counts a finished request.
@@ -116,10 +111,10 @@ impl Metrics {
                 c.latency.clone(),
                 c.auth_failures.clone(),
                 c.rejections.clone(),
-                (c.cache_hits, c.cache_misses),
+                c.cache,
             )
         });
-        let (requests, latency, auth, rejections, (hits, misses)) = c;
+        let (requests, latency, auth, rejections, cache) = c;
         let mut out = String::new();
         out.push_str("# HELP cutover_http_requests_total HTTP requests answered, by route template, method and status.\n");
         out.push_str("# TYPE cutover_http_requests_total counter\n");
@@ -178,13 +173,16 @@ impl Metrics {
                 escape(code)
             );
         }
-        out.push_str("# HELP cutover_response_cache_total Answers of the cached read endpoints, from the cache (hit) or computed (miss).\n");
+        out.push_str("# HELP cutover_response_cache_total Answers of the cached read endpoints: kept from an earlier request (hit), computed by a concurrent request and waited for (shared), or computed (miss).\n");
         out.push_str("# TYPE cutover_response_cache_total counter\n");
-        let _ = writeln!(out, "cutover_response_cache_total{{result=\"hit\"}} {hits}");
-        let _ = writeln!(
-            out,
-            "cutover_response_cache_total{{result=\"miss\"}} {misses}"
-        );
+        for result in [CacheResult::Hit, CacheResult::Shared, CacheResult::Miss] {
+            let _ = writeln!(
+                out,
+                "cutover_response_cache_total{{result=\"{}\"}} {}",
+                result.label(),
+                cache[result as usize]
+            );
+        }
         out
     }
 }

@@ -28,6 +28,7 @@ use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use chrono::{TimeZone as _, Utc};
 use cutover_core::audit::{AuditEvent, GENESIS_HASH, canonical_json};
+use cutover_server::cache::CacheResult;
 use cutover_store::{Audit, Change, PgStore, Release, ReleaseKind, Store, TokenScope};
 use http_body_util::{BodyExt as _, Full};
 use hyper_util::client::legacy::Client;
@@ -511,20 +512,20 @@ async fn write_while(
     (ok, failed)
 }
 
-/// The server's response-cache counters (hit, shared, miss) from `/metrics`.
-async fn cache_counters(base: &str, token: &str) -> [u64; 3] {
+/// The server's response-cache counters from `/metrics`, in [`CacheResult::ALL`]'s order.
+async fn cache_counters(base: &str, token: &str) -> [u64; CacheResult::ALL.len()] {
     let client = client();
     let Ok(req) = hyper::Request::get(format!("{base}/metrics"))
         .header("authorization", format!("Bearer {token}"))
         .body(Full::new(Bytes::new()))
     else {
-        return [0; 3];
+        return [0; CacheResult::ALL.len()];
     };
     let Ok(resp) = client.request(req).await else {
-        return [0; 3];
+        return [0; CacheResult::ALL.len()];
     };
     let Ok(body) = resp.into_body().collect().await else {
-        return [0; 3];
+        return [0; CacheResult::ALL.len()];
     };
     let text = String::from_utf8_lossy(&body.to_bytes()).into_owned();
     let count = |result: &str| {
@@ -537,7 +538,7 @@ async fn cache_counters(base: &str, token: &str) -> [u64; 3] {
             .and_then(|n| n.trim().parse().ok())
             .unwrap_or(0)
     };
-    [count("hit"), count("shared"), count("miss")]
+    CacheResult::ALL.map(|result| count(result.label()))
 }
 
 async fn endpoints(

@@ -65,14 +65,17 @@ struct Inner {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheResult {
     /// Kept from an earlier request at the same version.
-    Hit,
+    Hit = 0,
     /// Computed by another request at the same time, which this one waited for.
-    Shared,
+    Shared = 1,
     /// Computed for this request.
-    Miss,
+    Miss = 2,
 }
 
 impl CacheResult {
+    /// Every result, in the order of their discriminants (an index into a counter array).
+    pub const ALL: [Self; 3] = [Self::Hit, Self::Shared, Self::Miss];
+
     /// The `result` label of `cutover_response_cache_total`.
     #[must_use]
     pub fn label(self) -> &'static str {
@@ -202,8 +205,8 @@ impl ResponseCache {
     }
 
     /// How many answers are being computed now.
-    #[must_use]
-    pub fn pending(&self) -> usize {
+    #[cfg(test)]
+    fn pending(&self) -> usize {
         self.with(|inner| inner.pending.len())
     }
 

@@ -39,7 +39,7 @@ struct Counters {
     auth_failures: BTreeMap<String, u64>,
     rejections: BTreeMap<String, u64>,
     /// Answers of the cached endpoints by where they came from: hit, shared, miss.
-    cache: [u64; 3],
+    cache: [u64; CacheResult::ALL.len()],
 }
 
 /// This process's counters.
@@ -175,7 +175,7 @@ impl Metrics {
         }
         out.push_str("# HELP cutover_response_cache_total Answers of the cached read endpoints: kept from an earlier request (hit), computed by a concurrent request and waited for (shared), or computed (miss).\n");
         out.push_str("# TYPE cutover_response_cache_total counter\n");
-        for result in [CacheResult::Hit, CacheResult::Shared, CacheResult::Miss] {
+        for result in CacheResult::ALL {
             let _ = writeln!(
                 out,
                 "cutover_response_cache_total{{result=\"{}\"}} {}",
